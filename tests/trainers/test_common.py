@@ -89,19 +89,17 @@ def test_gradient_accumulation_matches_one_big_step(reference_config, tmp_path):
 def test_train_step_ema_rng_and_metrics(reference_config):
   """One step by hand: EMA arithmetic, the learning rate of the step, RNG folded with the step."""
   config = reference_config("--config.ema_decay=0.5")
-  task = reference.make_task(config)
-  seen_rngs = []
 
   class RngTask(reference.ReferenceAutoencoderTask):
     def loss_fn(self, params, batch, rng):
-      seen_rngs.append(rng)
-      return super().loss_fn(params, batch, rng)
+      loss, metrics = super().loss_fn(params, batch, rng)
+      return loss, dict(metrics, rng_bits=jax.random.key_data(rng))
 
   task = RngTask(config)
   mesh = common.create_mesh({"data": 1, "fsdp": 1})
   tx, schedule = common.make_optimizer(config)
-  state = common.make_init_fn(task, tx, use_ema=True)(jax.random.key(0))
-  step = common.make_train_step(task, tx, schedule, mesh, 1, ema_decay=0.5)
+  state = jax.jit(common.make_init_fn(task, tx, use_ema=True))(jax.random.key(0))
+  step = jax.jit(common.make_train_step(task, tx, schedule, mesh, 1, ema_decay=0.5))
   batch = {"image": np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)}
   base = jax.random.key(0)
   new_state, metrics = step(state, batch, base)
@@ -109,10 +107,13 @@ def test_train_step_ema_rng_and_metrics(reference_config):
   assert_trees_close(new_state.ema_params, expected_ema)
   assert int(new_state.step) == 1 and bool(metrics["finite"])
   np.testing.assert_allclose(metrics["learning_rate"], schedule(0))
-  np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(
-      jax.grad(lambda p: task.loss_fn(p, batch, base)[0])(state.params)), rtol=1e-5)
-  assert jax.random.key_data(seen_rngs[0]).tolist() == jax.random.key_data(
-      jax.random.fold_in(base, 0)).tolist()
+  grads = jax.jit(jax.grad(lambda p: task.loss_fn(p, batch, base)[0]))(state.params)
+  np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(grads), rtol=1e-5)
+  np.testing.assert_array_equal(metrics["rng_bits"],
+                                jax.random.key_data(jax.random.fold_in(base, 0)))
+  _, metrics = step(new_state, batch, base)
+  np.testing.assert_array_equal(metrics["rng_bits"],
+                                jax.random.key_data(jax.random.fold_in(base, 1)))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(reference_config, tmp_path):
@@ -137,3 +138,17 @@ def test_batch_size_must_split_over_devices(reference_config, tmp_path):
     train(reference_config("--config.batch_size=12"), tmp_path, "bad")
   with pytest.raises(UserError, match="grad_accum_steps=3"):
     train(reference_config("--config.grad_accum_steps=3"), tmp_path, "bad")
+
+
+def test_bfloat16_compute_keeps_float32_parameters(reference_config, tmp_path):
+  fp32 = train(reference_config("--config.total_steps=2"), tmp_path, "fp32")
+  bf16 = train(reference_config("--config.total_steps=2", "--config.compute_dtype=bfloat16"),
+               tmp_path, "bf16")
+  assert {leaf.dtype for leaf in jax.tree.leaves(bf16.state.params)} == {jnp.dtype(jnp.float32)}
+  np.testing.assert_allclose(bf16.last_metrics["loss"], fp32.last_metrics["loss"], rtol=0.05)
+  task = reference.make_task(reference_config("--config.compute_dtype=bfloat16"))
+  images = jnp.zeros((1, 32, 32, 3))
+  hidden = jax.eval_shape(lambda p: task.model.apply({"params": p}, images, capture_intermediates=True,
+                                                     mutable=["intermediates"]),
+                          bf16.state.params)[1]["intermediates"]
+  assert jnp.dtype(jnp.bfloat16) in {leaf.dtype for leaf in jax.tree.leaves(hidden)}

@@ -604,7 +604,21 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
     writer.close()
     checkpointer.close()
   result.state = state
+  if is_chief:
+    logging.info(_summary(result, checkpointer.directory))
   return result
+
+
+def _summary(result: TrainResult, checkpoints: pathlib.Path) -> str:
+  if result.final_step == result.start_step:
+    return (f"Nothing to train: the checkpoint in {checkpoints} is already at step "
+            f"{result.final_step} (raise --config.total_steps to train on).")
+  first, last = result.first_metrics, result.last_metrics
+  rate = f" at {result.steps_per_sec:.2f} steps/s" if result.steps_per_sec else ""
+  return (f"Trained steps {result.start_step + 1}-{result.final_step}{rate}; loss "
+          f"{first['loss']:.4g} (step {first['step']}) -> {last['loss']:.4g} (step {last['step']}). "
+          f"Checkpoints: {checkpoints}; metrics: {result.workdir / 'metrics.jsonl'}; "
+          f"TensorBoard: tensorboard --logdir {result.workdir / 'tensorboard'}")
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
