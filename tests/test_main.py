@@ -16,12 +16,18 @@ def run_cli(*args, devices=1):
                         env=subprocess_env(devices), cwd=REPO, timeout=300)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]])
-def test_help(argv, capsys):
+@pytest.mark.parametrize("argv, expected", [
+    (["--help"], ["train", "--config.KEY=VALUE"]),
+    (["train", "--help"], ["--config FILE[:ARG]", "--workdir", "--distributed",
+                           "--coordinator_address"]),
+])
+def test_help(argv, expected, capsys):
   with pytest.raises(SystemExit) as exit_info:
     main.main(argv)
   assert exit_info.value.code == 0
-  assert "--config" in capsys.readouterr().out or argv == ["--help"]
+  out = capsys.readouterr().out
+  for text in expected:
+    assert text in out
 
 
 def one_line_error(capsys):

@@ -152,3 +152,11 @@ def test_bfloat16_compute_keeps_float32_parameters(reference_config, tmp_path):
                                                      mutable=["intermediates"]),
                           bf16.state.params)[1]["intermediates"]
   assert jnp.dtype(jnp.bfloat16) in {leaf.dtype for leaf in jax.tree.leaves(hidden)}
+
+
+def test_resume_refuses_another_optimizer_state_layout(reference_config, tmp_path):
+  train(reference_config("--config.total_steps=1"), tmp_path, "run")
+  with pytest.raises(UserError, match="another optimizer or EMA setting.*ema_params"):
+    train(reference_config("--config.total_steps=2", "--config.ema_decay=0.9"), tmp_path, "run")
+  resumed = train(reference_config("--config.total_steps=2"), tmp_path, "run")
+  assert (resumed.start_step, resumed.final_step) == (1, 2)

@@ -25,6 +25,7 @@ import os
 import pathlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
@@ -303,9 +304,9 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, schedule: opta
   return train_step
 
 
-def param_shapes(params: PyTree) -> dict[str, list[int]]:
-  """{"path/to/param": shape}: what a checkpoint's model must match."""
-  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+def param_shapes(tree: PyTree) -> dict[str, list[int]]:
+  """{"path/to/array": shape}: what a checkpoint must match."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {"/".join(_key_name(k) for k in path): list(leaf.shape) for path, leaf in flat}
 
 
@@ -337,7 +338,8 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             enable_async_checkpointing=async_save))
+                                             enable_async_checkpointing=async_save,
+                                             cleanup_tmp_directories=True))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -375,25 +377,31 @@ class Checkpointer:
 
 
 def check_same_model(meta: dict, expected: dict, workdir: pathlib.Path) -> None:
-  """Refuses to resume from a checkpoint of another task or another parameter layout."""
+  """Refuses to resume from a checkpoint of another task, model or optimizer state layout."""
   fix = (f"use a new --workdir, or train with the config that wrote it "
          f"({workdir / 'config.json'})")
   if meta.get("task") != expected["task"]:
     raise UserError(f"{workdir} holds a checkpoint of task {meta.get('task')!r}, not "
                     f"{expected['task']!r}; {fix}")
-  have, want = meta.get("param_shapes", {}), expected["param_shapes"]
-  if have != want:
-    missing = sorted(set(want) - set(have))
-    extra = sorted(set(have) - set(want))
-    changed = sorted(k for k in set(want) & set(have) if want[k] != have[k])
-    if changed:
-      detail = f"parameter {changed[0]} is {have[changed[0]]} there, {want[changed[0]]} here"
-    elif missing:
-      detail = f"parameter {missing[0]} is missing there"
-    else:
-      detail = f"parameter {extra[0]} is not in this model"
+  difference = _first_difference(meta.get("param_shapes", {}), expected["param_shapes"])
+  if difference:
     raise UserError(f"{workdir} holds a checkpoint of another model ({meta.get('model')} vs "
-                    f"{expected['model']}: {detail}); {fix}")
+                    f"{expected['model']}: parameter {difference}); {fix}")
+  difference = _first_difference(meta.get("state_shapes", {}), expected["state_shapes"])
+  if difference:
+    raise UserError(f"{workdir} holds a checkpoint written with another optimizer or EMA setting "
+                    f"(train state entry {difference}); {fix}")
+
+
+def _first_difference(have: dict, want: dict) -> str | None:
+  for key in sorted(set(have) | set(want)):
+    if key not in have:
+      return f"{key} is missing there"
+    if key not in want:
+      return f"{key} is not in this config's"
+    if have[key] != want[key]:
+      return f"{key} is {have[key]} there, {want[key]} here"
+  return None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -460,8 +468,10 @@ def _stop_signals():
     logging.warning("%s received: saving a checkpoint after this step.",
                     signal.Signals(signum).name)
 
-  for sig in (signal.SIGTERM, signal.SIGINT):
-    previous[sig] = signal.signal(sig, handler)
+  # Handlers can only be installed from the main thread; elsewhere the caller owns signals.
+  if threading.current_thread() is threading.main_thread():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      previous[sig] = signal.signal(sig, handler)
   try:
     yield received
   finally:
@@ -513,7 +523,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
   abstract_state = jax.eval_shape(init_fn, base_rng)
   state_shardings = fsdp_shardings(abstract_state, mesh, config.mesh.get("fsdp_min_size", 2**14))
   meta = {"task": task.name, "model": task.model_summary(),
-          "param_shapes": param_shapes(abstract_state.params)}
+          "param_shapes": param_shapes(abstract_state.params),
+          "state_shapes": param_shapes(abstract_state)}
   num_params = sum(math.prod(s) for s in meta["param_shapes"].values())
   logging.info("Task %s, model %s: %s parameters. Mesh %s over %d %s device(s), %d process(es).",
                task.name, meta["model"], f"{num_params:,}", dict(mesh.shape), mesh.size,
@@ -603,6 +614,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
     progress.close()
     writer.close()
     checkpointer.close()
+    if hasattr(data_iterator, "close"):  # Stops grain worker processes.
+      data_iterator.close()
   result.state = state
   if is_chief:
     logging.info(_summary(result, checkpointer.directory))

@@ -147,8 +147,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult
   """Trains the reference autoencoder and writes `reconstructions.png` for held-out images."""
   task = make_task(config)
   result = common.train(config, workdir, task)
+  params = result.state.ema_params if result.state.ema_params is not None else result.state.params
+  if jax.process_count() > 1:  # Parameters may be sharded over hosts: every process takes part.
+    from jax.experimental import multihost_utils
+
+    params = multihost_utils.process_allgather(params, tiled=True)
   if jax.process_index() == 0:
-    params = result.state.ema_params if result.state.ema_params is not None else result.state.params
     held_out = GeneratedImages(8, config.data.image_size, seed=config.data.seed + 1)
     images = np.stack([held_out[i]["image"] for i in range(len(held_out))])
     recon = np.asarray(jax.jit(task.reconstruct)(jax.device_get(params), images))
