@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
       "saves a checkpoint first; running the same command again resumes from it.",
       epilog=OVERRIDES_EPILOG)
   _add_run_arguments(train)
+  train.set_defaults(handler=None)
+  from vasa_jax.data.synthtalk import cli as synthtalk_cli
+
+  synthtalk_cli.register(subparsers)
   return parser
 
 
@@ -112,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       parser.print_help()
       return EXIT_USER_ERROR
     _setup_logging()
+    if args.handler is not None:
+      if overrides:
+        raise UserError(f"{args.command} takes no --config.* overrides (got {overrides[0]})")
+      return args.handler(args)
     return _run_task(args, overrides)
   except UserError as e:
     print(f"vasa: error: {e}", file=sys.stderr)

@@ -9,11 +9,14 @@ checkpoints, fixes the batches that follow a restart.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import grain
+import numpy as np
 
+from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 
 
@@ -25,6 +28,7 @@ def global_batch_iterator(
     process_index: int = 0,
     process_count: int = 1,
     transform: Callable[[Any], Any] | None = None,
+    random_transform: Callable[[Any, np.random.Generator], Any] | None = None,
     shuffle: bool = True,
     worker_count: int = 0,
     read_threads: int = 2,
@@ -38,6 +42,8 @@ def global_batch_iterator(
     global_batch_size: examples per global batch, across all processes.
     process_index, process_count: this process and how many share the batch.
     transform: applied to every example before batching.
+    random_transform: applied after `transform` with a generator seeded by (seed, position in the
+      stream), so augmentation and sampling are reproducible and differ between epochs.
     shuffle: False keeps the source order (evaluation).
     worker_count: grain worker processes (0 = decode in this process).
     read_threads, prefetch: threads and buffered examples per process.
@@ -56,6 +62,8 @@ def global_batch_iterator(
   dataset = dataset.repeat()
   if transform is not None:
     dataset = dataset.map(transform)
+  if random_transform is not None:
+    dataset = dataset.random_map(random_transform, seed=seed)
   dataset = dataset.batch(local_batch_size, drop_remainder=True)
   dataset = dataset[process_index::process_count]
   iter_dataset = dataset.to_iter_dataset(
@@ -63,3 +71,129 @@ def global_batch_iterator(
   if worker_count > 0:
     iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return iter(iter_dataset)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Talking-face datasets (data/README.md): stage 1 frame triplets, stage 2 motion windows.
+
+
+def open_split(data_dir: str, name: str, split: str):
+  """The random-access source of one split of a prepared talking-face dataset.
+
+  Args:
+    data_dir: the tfds data folder the dataset was built into.
+    name: "synthtalk/<config>" (e.g. "synthtalk/tiny").
+    split: "train", "validation" or "test".
+  """
+  dataset, _, config = name.partition("/")
+  if dataset == "synthtalk":
+    from vasa_jax.data.synthtalk import builder as synthtalk
+
+    if config not in synthtalk.CONFIGS:
+      raise UserError(f"unknown SynthTalk config {config!r}; known: {sorted(synthtalk.CONFIGS)}")
+    data_builder = synthtalk.builder(config, data_dir=data_dir)
+  else:
+    raise UserError(f"unknown dataset {name!r}; use synthtalk/<config>")
+  if not data_builder.is_prepared():
+    raise UserError(f"dataset {name} is not built in {data_dir}; build it with: vasa synthtalk "
+                    f"build --config {config} --data_dir {data_dir}")
+  if split not in data_builder.info.splits:
+    raise UserError(f"dataset {name} in {data_dir} has no split {split!r}; it has "
+                    f"{sorted(data_builder.info.splits)}")
+  return data_builder.as_data_source(split)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+  import cv2
+
+  if image.shape[0] == size and image.shape[1] == size:
+    return image
+  return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+@dataclasses.dataclass
+class FaceFrameTriplets:
+  """Stage 1 samples: a source and a driving frame of one clip, and a frame of another identity.
+
+  Augmentation (when `augment`): one colour jitter (brightness, contrast, saturation) shared by the
+  source and driving frames, so the pair still shows the same face, and another for the other
+  identity's frame. Output, per example: "source", "driving", "other" uint8 [size, size, 3];
+  "source_labels", "driving_labels" float32 [len(LABEL_NAMES)].
+  """
+
+  source: Any
+  image_size: int
+  augment: bool = True
+
+  def __call__(self, clip: dict, rng: np.random.Generator) -> dict:
+    from vasa_jax.data.synthtalk.clip import decode_frames
+
+    num_frames = len(clip["frames"])
+    source_t, driving_t = rng.choice(num_frames, size=2, replace=num_frames < 2)
+    source, driving = decode_frames(clip["frames"], [source_t, driving_t])
+    other_clip = self._other_identity(clip, rng)
+    other = decode_frames(other_clip["frames"], [rng.integers(len(other_clip["frames"]))])[0]
+    labels = schema.stack_labels(clip["labels"])
+    if self.augment:
+      jitter = _colour_jitter(rng)
+      source, driving = jitter(source), jitter(driving)
+      other = _colour_jitter(rng)(other)
+    return {"source": _resize(source, self.image_size),
+            "driving": _resize(driving, self.image_size),
+            "other": _resize(other, self.image_size),
+            "source_labels": labels[source_t], "driving_labels": labels[driving_t]}
+
+  def _other_identity(self, clip: dict, rng: np.random.Generator) -> dict:
+    identity = clip["meta"]["identity"]
+    for _ in range(32):
+      other = self.source[int(rng.integers(len(self.source)))]
+      if other["meta"]["identity"] != identity:
+        return other
+    raise UserError("the dataset has a single identity; the cross-identity frame needs several")
+
+
+def _colour_jitter(rng: np.random.Generator, strength: float = 0.15):
+  brightness, contrast, saturation = 1.0 + rng.uniform(-strength, strength, 3)
+
+  def apply(image: np.ndarray) -> np.ndarray:
+    x = image.astype(np.float32)
+    grey = x.mean(axis=-1, keepdims=True)
+    x = grey + (x - grey) * saturation
+    x = (x - x.mean()) * contrast + x.mean()
+    return np.clip(x * brightness, 0, 255).round().astype(np.uint8)
+
+  return apply
+
+
+@dataclasses.dataclass
+class MotionWindows:
+  """Stage 2 samples: `context + window` consecutive frames of motion, their audio and conditions.
+
+  The motion is the per-frame label vector (LABEL_NAMES order) until stage-1 latents exist for the
+  dataset. A clip shorter than the window is padded at the end, and "valid" marks the real frames.
+  Output: "motion" float32 [context + window, len(LABEL_NAMES)], "audio" float32
+  [(context + window) * 640] at 16 kHz, "valid" bool [context + window], "gaze" float32 [2],
+  "distance" float32 [], "emotion" int32 [].
+  """
+
+  window: int
+  context: int
+
+  def __call__(self, clip: dict, rng: np.random.Generator) -> dict:
+    length = self.window + self.context
+    motion = schema.stack_labels(clip["labels"])
+    audio = np.asarray(clip["audio"], np.float32) / 32767.0
+    num_frames = motion.shape[0]
+    start = int(rng.integers(0, max(num_frames - length, 0) + 1))
+    stop = min(start + length, num_frames)
+    valid = np.zeros(length, bool)
+    valid[:stop - start] = True
+    out_motion = np.zeros((length, motion.shape[1]), np.float32)
+    out_motion[:stop - start] = motion[start:stop]
+    out_audio = np.zeros(length * schema.SAMPLES_PER_FRAME, np.float32)
+    piece = audio[start * schema.SAMPLES_PER_FRAME:stop * schema.SAMPLES_PER_FRAME]
+    out_audio[:len(piece)] = piece
+    meta = clip["meta"]
+    return {"motion": out_motion, "audio": out_audio, "valid": valid,
+            "gaze": np.asarray(meta["gaze"], np.float32),
+            "distance": np.float32(meta["distance"]), "emotion": np.int32(meta["emotion"])}

@@ -9,7 +9,6 @@ ellipses and rectangles, so reconstructions are easy to judge by eye.
 from __future__ import annotations
 
 import logging
-import pathlib
 
 import flax.linen as nn
 import jax
@@ -17,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax.data import pipelines
+from vasa_jax.data import pipelines, video_io
 from vasa_jax.errors import UserError
 from vasa_jax.trainers import common
 
@@ -157,21 +156,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult
     images = np.stack([held_out[i]["image"] for i in range(len(held_out))])
     recon = np.asarray(jax.jit(task.reconstruct)(jax.device_get(params), images))
     mse = float(np.mean((recon - images) ** 2))
-    path = write_image_grid([images, recon], result.workdir / "reconstructions.png")
+    path = video_io.write_image_grid([images, recon], result.workdir / "reconstructions.png")
     logging.info("Held-out reconstruction PSNR %.2f dB (%d images); top row inputs, bottom row "
                  "reconstructions: %s", -10 * np.log10(mse + 1e-10), len(images), path)
   return result
 
-
-def write_image_grid(rows: list[np.ndarray], path: pathlib.Path) -> pathlib.Path:
-  """Writes rows of [n, h, w, 3] float images in [0, 1] as one PNG, atomically."""
-  import cv2
-
-  grid = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
-  grid = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
-  scale = max(1, 256 // rows[0].shape[1])
-  grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
-  tmp = path.with_name(path.stem + ".tmp.png")
-  cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-  tmp.replace(path)
-  return path

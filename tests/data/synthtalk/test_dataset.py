@@ -1,0 +1,121 @@
+"""SynthTalk clips, the tiny tfds build, and the stage 1 / stage 2 pipelines over it."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from vasa_jax.data import pipelines, schema
+from vasa_jax.data.synthtalk import builder, clip, sentences, visemes
+
+SPEC = clip.ClipSpec(resolution=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+  data_dir = tmp_path_factory.mktemp("tfds")
+  start = time.perf_counter()
+  builder.builder("tiny", data_dir=str(data_dir), workers=2).download_and_prepare(
+      file_format="array_record")
+  print(f"tiny SynthTalk built in {time.perf_counter() - start:.1f} s")
+  return str(data_dir)
+
+
+def test_same_seed_same_bytes_and_another_seed_differs():
+  a, b = (clip.generate_clip(0, "train", 5, SPEC) for _ in range(2))
+  assert a["frames"] == b["frames"]
+  np.testing.assert_array_equal(a["audio"], b["audio"])
+  assert a["meta"]["details"] == b["meta"]["details"]
+  other = clip.generate_clip(1, "train", 5, SPEC)
+  assert other["frames"] != a["frames"]
+
+
+def test_clip_layout_and_alignment():
+  example = clip.generate_clip(0, "test", 2, SPEC)
+  meta = example["meta"]
+  frames = clip.decode_frames(example["frames"])
+  num_frames = meta["num_frames"]
+  assert frames.shape == (num_frames, 64, 64, 3)
+  assert example["audio"].shape == (num_frames * schema.SAMPLES_PER_FRAME,)
+  assert meta["text"] in sentences.TEST_SENTENCES and meta["identity"].startswith("test-")
+  for name in schema.LABEL_NAMES:
+    assert example["labels"][name].shape == (num_frames,)
+  assert example["landmarks"].shape == (num_frames, len(schema.LANDMARK_NAMES), 2)
+  # The viseme track follows the stored phoneme events: frame t shows the phoneme at its centre.
+  phonemes = json.loads(meta["details"])["phonemes"]
+  checked = 0
+  for start, end, symbol, _ in phonemes:
+    frame = int((start + end) / 2 * schema.FPS)
+    if end - start >= 1.0 / schema.FPS and symbol != "_":
+      assert example["viseme"][frame] == visemes.viseme_for(symbol), (symbol, start, end)
+      checked += 1
+  assert checked > 5
+  # And the audio: voiced where phonemes are, silent in the lead-in before the first one.
+  audio = example["audio"].astype(np.float32) / 32767
+  first = phonemes[0][0]
+  lead = audio[:int(first * schema.SAMPLE_RATE) - 160]
+  speech_part = audio[int(first * schema.SAMPLE_RATE):int(phonemes[-1][1] * schema.SAMPLE_RATE)]
+  assert np.abs(lead).max(initial=0) < 0.01 < np.sqrt(np.mean(speech_part ** 2))
+
+
+def test_tiny_build_has_disjoint_splits(tiny_dir):
+  seen = {}
+  for split, count in (("train", 48), ("validation", 8), ("test", 8)):
+    source = pipelines.open_split(tiny_dir, "synthtalk/tiny", split)
+    assert len(source) == count
+    metas = [source[i]["meta"] for i in range(len(source))]
+    seen[split] = ({m["identity"] for m in metas}, {m["text"] for m in metas})
+  for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+    assert not seen[a][0] & seen[b][0], f"{a} and {b} share identities"
+    assert not seen[a][1] & seen[b][1], f"{a} and {b} share sentences"
+  assert len(seen["train"][0]) == 12
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+  from vasa_jax.errors import UserError
+
+  with pytest.raises(UserError, match="not built in .*vasa synthtalk build --config tiny"):
+    pipelines.open_split(str(tmp_path), "synthtalk/tiny", "train")
+
+
+def face_batches(source, worker_count=0):
+  return pipelines.global_batch_iterator(
+      source, seed=0, global_batch_size=4, worker_count=worker_count,
+      random_transform=pipelines.FaceFrameTriplets(source, image_size=48))
+
+
+def test_stage1_triplets(tiny_dir):
+  source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")
+  batch = next(face_batches(source))
+  for key in ("source", "driving", "other"):
+    assert batch[key].shape == (4, 48, 48, 3) and batch[key].dtype == np.uint8
+  assert batch["source_labels"].shape == (4, len(schema.LABEL_NAMES))
+  assert not np.array_equal(batch["source"], batch["other"])
+
+
+def test_stage2_windows(tiny_dir):
+  source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")
+  iterator = pipelines.global_batch_iterator(
+      source, seed=0, global_batch_size=4,
+      random_transform=pipelines.MotionWindows(window=25, context=10))
+  batch = next(iterator)
+  assert batch["motion"].shape == (4, 35, len(schema.LABEL_NAMES))
+  assert batch["audio"].shape == (4, 35 * schema.SAMPLES_PER_FRAME)
+  assert batch["valid"].all()  # Tiny clips last more than 35 frames.
+  assert batch["gaze"].shape == (4, 2) and batch["emotion"].shape == (4,)
+
+
+@pytest.mark.parametrize("worker_count", [0, 2])
+def test_pipeline_restored_from_its_state_continues_exactly(tiny_dir, worker_count):
+  source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")
+  first = face_batches(source, worker_count)
+  next(first)
+  state = first.get_state()
+  expected = [next(first) for _ in range(2)]
+  second = face_batches(source, worker_count)
+  second.set_state(state)
+  for want in expected:
+    got = next(second)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])
