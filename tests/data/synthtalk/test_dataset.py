@@ -119,3 +119,15 @@ def test_pipeline_restored_from_its_state_continues_exactly(tiny_dir, worker_cou
     got = next(second)
     for key in want:
       np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_preview_command_writes_sheet_and_videos(tmp_path, capsys):
+  from vasa_jax import main
+
+  assert main.main(["synthtalk", "preview", "--out", str(tmp_path), "--clips", "2",
+                    "--resolution", "64"]) == 0
+  videos = sorted(p.name for p in tmp_path.glob("*.mp4"))
+  assert videos == ["test-0000000.mp4", "test-0000004.mp4"]  # One clip of each identity.
+  assert (tmp_path / "contact_sheet.png").stat().st_size > 1000
+  assert main.main(["synthtalk", "build", "--config", "huge", "--data_dir", str(tmp_path)]) == 2
+  assert "unknown SynthTalk config 'huge'" in capsys.readouterr().err

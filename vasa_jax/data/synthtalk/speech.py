@@ -1,40 +1,44 @@
 """Speech with phoneme and word timings, synthesized by espeak-ng through its C API.
 
-`synthesize(text)` returns 16 kHz mono audio together with the time span of every phoneme and word, taken
-from the events espeak-ng emits while it generates the waveform, so the timings are exact rather than
-estimated by an aligner. SynthTalk derives its lip motion from these timings (see `visemes.py`).
+`synthesize(text)` returns 16 kHz mono audio together with the time span of every phoneme and
+word, taken from the events espeak-ng emits while it generates the waveform: the timings are exact,
+not estimated by an aligner. SynthTalk derives its lip motion from them (see `visemes.py`).
 
-espeak-ng is GPL-3.0 and an optional dependency (`pip install -e '.[synthtalk]'`, which installs
-`espeakng-loader`: the shared library and its data). It is imported only inside the functions that use it.
+espeak-ng is GPL-3.0 and an optional dependency: `pip install -e '.[synthtalk]'` installs
+`espeakng-loader` (the shared library and its data). It is imported only inside the functions that
+use it.
 
-How the events become timings:
+From events to timings:
 
-* espeak-ng renders at 22050 Hz. Every event carries `sample`, its exact position in that output, which is
-  used for all times (`audio_position` is the same position rounded down to whole milliseconds). Times are
-  seconds from the first sample of the returned audio; no silence is trimmed, and nothing is added (the
-  pause espeak-ng would append after the last sentence is switched off). The audio is resampled to 16 kHz
-  with a zero-phase polyphase filter, so a time means the same instant in both sample rates.
-* espeak-ng emits a phoneme's event after the silence that precedes it (the closure of a stop, a short
-  gap at a word boundary), so the event marks the release rather than the onset of the gesture. Each
-  phoneme therefore starts at the first silent sample of the run that ends at its event, when that run
-  lies inside the previous phoneme's span; after a pause it starts at its event.
-* Pauses (espeak-ng's `_`, `_:`, `||` ... phonemes) are omitted: no `Phoneme` covers them, so the phoneme
-  before a pause ends where the pause starts. Every other phoneme ends where the next one starts, so the
-  phonemes are ordered and never overlap. A phoneme can be empty (start == end) where espeak-ng folds it
-  into its neighbour, e.g. the `l` of "sells" is voiced within the vowel.
-* `Phoneme.stress` comes from the stress mark espeak-ng prefixes to syllabic phonemes: `'` (primary and
-  emphatic stress) gives 2, `,` (secondary stress, and full vowels that are "not stressed") gives 1, no
-  mark gives 0 (unstressed and reduced vowels, and all consonants). The mark is removed from `symbol`.
-* Words come from word events. Their text is the whitespace-separated token of `text` the event points
-  at, stripped of surrounding punctuation; events that point into one token (the two words espeak-ng
-  speaks for "42") become one `Word`, and words without phonemes are dropped. A word spans its phonemes.
+* espeak-ng renders at 22050 Hz. Every event carries `sample`, its exact position in that output,
+  and all times come from it (`audio_position` is the same position in whole milliseconds). Times
+  are seconds from the first sample of the returned audio: no silence is trimmed, and none is added
+  (the pause espeak-ng can append after the last sentence is off). The audio is resampled to 16 kHz
+  with a zero-phase polyphase filter, so a time is the same instant at both sample rates.
+* espeak-ng emits a phoneme's event after the silence that precedes it (the closure of a stop, a
+  short gap at a word boundary), so the event marks the release, not the start of the gesture. A
+  phoneme therefore starts where the run of silence ending at its event starts, when that silence
+  lies in the previous phoneme's span (at rate 160 that silence is 42-53 ms before p t k, 35 ms
+  before b, 10-13 ms before other phonemes). After a pause a phoneme starts at its event.
+* Pauses (espeak-ng's `_`, `_:`, `||` ... phonemes) are left out: no `Phoneme` covers them, and the
+  phoneme before a pause ends where the pause starts. Every other phoneme ends where the next one
+  starts, so phonemes are ordered and never overlap. A phoneme can be empty (start == end) where
+  espeak-ng folds it into its neighbour, such as the `l` of "sells", voiced within the vowel.
+* `Phoneme.stress` comes from the mark espeak-ng puts before syllabic phonemes: `'` (primary or
+  emphatic stress) gives 2, `,` (secondary stress, or a full vowel that is not stressed) gives 1,
+  no mark gives 0 (unstressed and reduced vowels, and all consonants). `symbol` has no mark.
+* Words come from word events. A word's text is the whitespace-separated token of `text` that its
+  event points at, without surrounding punctuation; events pointing into one token (espeak-ng says
+  "42" as two words) make one `Word`, and words without phonemes are dropped. A word spans its
+  phonemes.
 
-espeak-ng keeps state in its wave generator between calls (the phase of its pitch flutter, its gain
-control), which `espeak_Terminate` does not reset, so the same text could come out a few samples
-different depending on what was spoken before. Each synthesis therefore loads a fresh instance of the
-library from a private in-memory copy (about 2 ms), which also keeps it apart from any other user of
-espeak-ng in the process. Calls are serialised by a lock; a child forked mid-synthesis drops the half-used
-instance. The result depends only on (text, voice, rate, pitch) and the espeakng-loader version.
+espeak-ng keeps state in its wave generator from one call to the next (the phase of its pitch
+flutter, its gain control), and `espeak_Terminate` does not reset it: the same text would come out
+a few samples different depending on what was said before. So each synthesis runs in a freshly
+loaded instance of the library, loaded from a private in-memory copy (about 2 ms), which also keeps
+it apart from any other user of espeak-ng in the process. A lock serialises calls, and a child
+forked during a synthesis drops the half-used instance. The result depends only on (text, voice,
+rate, pitch) and the espeakng-loader version.
 """
 
 from __future__ import annotations
@@ -55,12 +59,14 @@ from vasa_jax.errors import UserError
 
 SAMPLE_RATE = 16000
 ESPEAK_SAMPLE_RATE = 22050
-RATE_RANGE = (80, 450)  # words per minute, espeak-ng's documented range
-PITCH_RANGE = (0, 99)  # espeak-ng's base pitch scale, 50 is the voice's normal pitch
+# Words per minute. From 450 espeak-ng time-compresses its output afterwards, which the event
+# positions do not follow; 400 keeps clear of it.
+RATE_RANGE = (80, 400)
+PITCH_RANGE = (0, 100)  # espeak-ng's base pitch; 50 is the voice's own
 
-# English voices and variants of the data bundled with espeakng-loader 0.2.4, chosen so that pauses are
-# digital silence: variants with echo (f2-f5, m2) or the Klatt synthesiser are left out. "en-gb" is
-# espeak-ng's voice "en" (British English), which espeak_SetVoiceByName does not know by that name.
+# English voices and variants in the data of espeakng-loader 0.2.4, chosen so that pauses are
+# digital silence: variants with echo (f2-f5, m2) or the Klatt synthesiser are left out. "en-gb"
+# stands for espeak-ng's voice "en" (British English), which it does not find as "en-gb".
 VOICES: tuple[str, ...] = (
     "en-us",
     "en-us+f1",
@@ -79,7 +85,7 @@ VOICES: tuple[str, ...] = (
 _VOICE_ALIASES = {"en-gb": "en"}
 
 _INSTALL_HINT = ("SynthTalk speech needs espeak-ng: pip install espeakng-loader "
-                 "(or pip install -e '.[synthtalk]' in a checkout)")
+                 "(or pip install -e '.[synthtalk]' in a checkout of vasa_jax)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +119,7 @@ class Utterance:
   """Synthesized speech and its timings.
 
   Attributes:
-    text: the text as given.
+    text: the text spoken.
     audio: float32 [num_samples], mono, SAMPLE_RATE Hz, in [-1, 1].
     phonemes: in time order, non-overlapping; pauses are not listed.
     words: in time order; every word has at least one phoneme.
@@ -133,16 +139,16 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50
   """Speaks `text` with espeak-ng and returns the audio with its phoneme and word timings.
 
   Args:
-    text: what to say; plain text (no SSML, no phoneme input).
-    voice: an espeak-ng voice name with an optional "+variant", e.g. one of VOICES.
+    text: what to say, as plain text (no SSML, no phoneme codes).
+    voice: an espeak-ng voice with an optional "+variant", e.g. one of VOICES.
     rate: speaking rate in words per minute, within RATE_RANGE.
-    pitch: base pitch on espeak-ng's 0..99 scale (50 is the voice's normal pitch).
+    pitch: base pitch on espeak-ng's 0..100 scale (50 is the voice's own), within PITCH_RANGE.
 
   Returns:
-    The utterance; identical for identical arguments.
+    The utterance, the same for the same arguments.
 
   Raises:
-    UserError: for an empty text or one with nothing to speak, an unknown voice or variant, a rate or
+    UserError: for empty text or text with nothing to say, an unknown voice or variant, a rate or
       pitch out of range, or when espeakng-loader is not installed.
   """
   text = _check_text(text)
@@ -152,32 +158,33 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50
   phonemes, words = _timings(text, samples, events)
   if not phonemes:
     raise UserError(f"text {text!r} has nothing espeak-ng can speak; give it words to say")
-  audio = _resample(samples)
-  return Utterance(text=text, audio=audio, phonemes=phonemes, words=words)
+  return Utterance(text=text, audio=_resample(samples), phonemes=phonemes, words=words)
 
 
 def _check_text(text: Any) -> str:
   if not isinstance(text, str) or not text.strip():
     raise UserError(f"text to synthesize must be a non-empty string, got {text!r}")
-  # espeak-ng reads control characters as embedded commands or the end of the text; a space in their
-  # place keeps every other character at its position, which word events refer to.
-  return "".join(" " if unicodedata.category(c) == "Cc" and c not in "\t\n\r" else c for c in text)
+  # espeak-ng reads control characters as embedded commands or the end of the text. A space in
+  # their place keeps every other character where it is, and word events count characters.
+  return "".join(" " if unicodedata.category(c) == "Cc" and c not in "\t\n\r" else c
+                 for c in text)
 
 
 def _check_int(name: str, value: Any, bounds: tuple[int, int]) -> int:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise UserError(f"speech {name} must be an integer in {bounds[0]}..{bounds[1]}, got {value!r}")
+    raise UserError(f"speech {name} must be an integer in {bounds[0]}..{bounds[1]}, "
+                    f"got {value!r}")
   if not bounds[0] <= value <= bounds[1]:
     raise UserError(f"speech {name} {value} is out of range; use {bounds[0]}..{bounds[1]}")
   return int(value)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# espeak-ng through ctypes (declarations follow speak_lib.h, API revision 12).
+# -------------------------------------------------------------------------------------------------
+# espeak-ng through ctypes; the declarations follow speak_lib.h (API revision 12).
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
-_INITIALIZE_DONT_EXIT = 0x8000  # report a missing data directory instead of exiting the process
+_INITIALIZE_DONT_EXIT = 0x8000  # report missing data instead of exiting the process
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _PARAM_RATE = 1
@@ -187,6 +194,7 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _EVENT_PHONEME = 7
 _BUFFER_MS = 200
+_VERSIONS_KEEPING_VOICE_LIST = frozenset({"1.52.0"})  # see _Engine.run
 
 
 class _EventId(ctypes.Union):
@@ -194,16 +202,16 @@ class _EventId(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-  # 40 bytes on LP64: six 4-byte fields, then the pointer and the union at offsets 24 and 32.
+  # 40 bytes on LP64: six 4-byte fields, then the pointer at offset 24 and the union at 32.
   _fields_ = [
       ("type", ctypes.c_int),
       ("unique_identifier", ctypes.c_uint),
       ("text_position", ctypes.c_int),  # 1-based character index into the text
       ("length", ctypes.c_int),  # characters, word events only
       ("audio_position", ctypes.c_int),  # ms
-      ("sample", ctypes.c_int),  # samples at the native rate since the start of this synthesis
+      ("sample", ctypes.c_int),  # samples at the native rate since the synthesis started
       ("user_data", ctypes.c_void_p),
-      ("id", _EventId),
+      ("id", _EventId),  # phoneme events: the mnemonic, NUL-terminated unless 8 bytes long
   ]
 
 
@@ -216,7 +224,7 @@ class _RawEvent:
   kind: int  # _EVENT_WORD or _EVENT_PHONEME
   sample: int  # position at ESPEAK_SAMPLE_RATE
   text_position: int  # 0-based character index
-  name: str  # phoneme mnemonic as emitted (with stress mark); "" for words
+  name: str  # phoneme mnemonic as emitted, stress mark included; "" for words
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -236,6 +244,10 @@ def _declare(lib: ctypes.CDLL) -> None:
   lib.espeak_Synchronize.restype = ctypes.c_int
   lib.espeak_Terminate.argtypes = []
   lib.espeak_Terminate.restype = ctypes.c_int
+  lib.espeak_Info.argtypes = [ctypes.c_void_p]
+  lib.espeak_Info.restype = ctypes.c_char_p
+  lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+  lib.espeak_ListVoices.restype = ctypes.c_void_p
 
 
 class _Engine:
@@ -248,7 +260,8 @@ class _Engine:
     self._loaded: ctypes.CDLL | None = None
 
   def after_fork_in_child(self) -> None:
-    # The forking thread may have been mid-synthesis: unload that instance so the next call starts clean.
+    # The forking thread may have been mid-synthesis: unload that instance so that the next call
+    # starts from a clean one.
     self._lock = threading.Lock()
     if self._loaded is not None:
       _unload(self._loaded)
@@ -262,28 +275,32 @@ class _Engine:
         raise UserError(_INSTALL_HINT) from e
       library, data = espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
       if not os.path.isfile(library):
-        raise UserError(f"espeak-ng library {library} is missing; reinstall: pip install "
+        raise UserError(f"espeak-ng library {library} is missing; reinstall it: pip install "
                         "--force-reinstall espeakng-loader")
       self._paths = (self._private_copy(library), data)
     return self._paths
 
   def _private_copy(self, library: str) -> str:
-    # A copy has its own identity for the dynamic loader, so it is loaded as a separate instance even if
-    # something else in the process holds espeak-ng's own file open, and unloads fully after each call.
+    # The dynamic loader treats a copy as a different library: it is loaded as a separate instance
+    # even if something else in the process has espeak-ng's own file loaded, and it unloads fully.
     if not hasattr(os, "memfd_create"):
       return library
+    fd = -1
     try:
       fd = os.memfd_create("vasa-espeak-ng", os.MFD_CLOEXEC)
-      with open(library, "rb") as f:
-        os.write(fd, f.read())
+      with open(library, "rb") as source, open(fd, "wb", closefd=False) as image:
+        image.write(source.read())
       path = f"/proc/self/fd/{fd}"
       _unload(ctypes.CDLL(path))
     except OSError:
+      if fd >= 0:
+        os.close(fd)
       return library
-    self._image_fd = fd
+    self._image_fd = fd  # open for the life of the process and of forked children
     return path
 
-  def run(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, list[_RawEvent]]:
+  def run(self, text: str, voice: str, rate: int,
+          pitch: int) -> tuple[np.ndarray, list[_RawEvent]]:
     """Returns int16 samples at ESPEAK_SAMPLE_RATE and the word and phoneme events, in order."""
     with self._lock:
       library, data = self._locate()
@@ -308,30 +325,46 @@ class _Engine:
       callback = _SynthCallback(on_audio)
       lib = self._loaded = ctypes.CDLL(library)
       initialized = False
+      voice_list = None
       try:
         _declare(lib)
         native_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data.encode(),
                                             _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
         initialized = native_rate > 0
         if native_rate != ESPEAK_SAMPLE_RATE:
-          raise UserError(f"espeak-ng failed to start from its data in {data} (got sample rate "
-                          f"{native_rate}); reinstall: pip install --force-reinstall espeakng-loader")
+          raise UserError(f"espeak-ng did not start from its data in {data} (sample rate "
+                          f"{native_rate}); reinstall it: pip install --force-reinstall "
+                          "espeakng-loader")
         lib.espeak_SetSynthCallback(callback)
+        # To find a voice by name espeak-ng reads every voice file into a list whose array
+        # espeak_Terminate does not free (1.52.0). Listing the voices first returns that array, so
+        # it can be freed before the library is unloaded.
+        if (lib.espeak_Info(None) or b"").decode() in _VERSIONS_KEEPING_VOICE_LIST:
+          voice_list = lib.espeak_ListVoices(None)
         if lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
           raise UserError(f"espeak-ng has no voice {voice!r}; use one of {', '.join(VOICES)}")
         lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
         lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
         encoded = text.encode("utf-8") + b"\0"
-        status = lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        status = lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None,
+                                  None)
         if status != _EE_OK or lib.espeak_Synchronize() != _EE_OK:
-          raise RuntimeError(f"espeak-ng synthesis failed with status {status} for {text!r}")
+          raise RuntimeError(f"espeak-ng synthesis failed (status {status}) for {text!r}")
       finally:
         if initialized:
-          lib.espeak_Terminate()  # frees espeak-ng's buffers, which unloading the library would leak
+          lib.espeak_Terminate()  # frees what unloading the library would leak
+        if voice_list:
+          _libc_free(voice_list)
         self._loaded = None
         _unload(lib)
-      samples = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.int16)
-      return samples, events
+      return np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.int16), events
+
+
+def _libc_free(pointer: int) -> None:
+  free = ctypes.CDLL(None).free
+  free.argtypes = [ctypes.c_void_p]
+  free.restype = None
+  free(pointer)
 
 
 def _unload(lib: ctypes.CDLL) -> None:
@@ -340,9 +373,9 @@ def _unload(lib: ctypes.CDLL) -> None:
 
 
 def _check_voice(voice: Any, data: str) -> str:
-  """Returns espeak-ng's name for `voice`, checking that its variant exists."""
+  """Returns espeak-ng's name for `voice`, after checking that its variant exists."""
   if not isinstance(voice, str) or not voice or any(c.isspace() or c == "\0" for c in voice):
-    raise UserError(f"voice must be an espeak-ng voice name such as {VOICES[0]!r}, got {voice!r}")
+    raise UserError(f"voice must be an espeak-ng voice such as {VOICES[0]!r}, got {voice!r}")
   base, _, variant = voice.partition("+")
   base = _VOICE_ALIASES.get(base, base)
   # espeak-ng silently ignores a variant it cannot find, which would hide a typo.
@@ -357,11 +390,11 @@ if hasattr(os, "register_at_fork"):
   os.register_at_fork(after_in_child=lambda: _ENGINE.after_fork_in_child())
 
 
-# ---------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # From events to timings.
 
-# Amplitude (of int16 full scale) at or below which a sample counts as silence: espeak-ng's pauses are
-# exact zeros for the voices in VOICES; the margin absorbs the last, near-zero samples of a decaying sound.
+# Sample magnitude (int16) at or below which audio counts as silent: espeak-ng's pauses are exact
+# zeros for the voices in VOICES, and the margin takes in the last samples of a decaying sound.
 _SILENCE_LEVEL = 2
 _STRESS_MARKS = {"'": 2, ",": 1}
 
@@ -372,14 +405,13 @@ def _is_pause(name: str) -> bool:
 
 def _timings(text: str, samples: np.ndarray,
              events: list[_RawEvent]) -> tuple[list[Phoneme], list[Word]]:
-  """Builds phonemes and words (seconds) from espeak-ng's events and the native-rate samples."""
+  """Phonemes and words (in seconds) from espeak-ng's events and its native-rate samples."""
   num_samples = len(samples)
   silent = np.abs(samples.astype(np.int32)) <= _SILENCE_LEVEL
-  # Position of the last sound at or before each sample, so a silent run ending at s starts at
-  # last_sound[s - 1] + 1.
+  # The last sound at or before each sample: a silent run ending at s starts at last_sound[s-1] + 1.
   last_sound = np.maximum.accumulate(np.where(silent, -1, np.arange(num_samples)))
 
-  marks: list[tuple[int, str, int]] = []  # (sample, name, raw word) for phonemes and pauses
+  marks: list[tuple[int, str, int]] = []  # (sample, name, raw word) of phonemes and pauses
   word_positions: list[int] = []
   for e in events:
     if e.kind == _EVENT_WORD:
@@ -397,19 +429,18 @@ def _timings(text: str, samples: np.ndarray,
     if _is_pause(name):
       continue
     start = sample
-    if i > 0 and starts and ends[-1] == sample and not _is_pause(marks[i - 1][1]):
-      # Silence that ends at this event and follows sound of the previous phoneme is this phoneme's
-      # pre-pause. A previous phoneme that is silent throughout (a glottal stop) keeps its silence.
+    if starts and not _is_pause(marks[i - 1][1]):
+      # Silence ending at this event after sound of the previous phoneme is this phoneme's
+      # pre-pause. A previous phoneme that is silent throughout (a glottal stop) keeps it.
       onset = int(last_sound[sample - 1]) + 1 if sample > 0 else 0
       if onset > starts[-1]:
         start = ends[-1] = onset
-    end = marks[i + 1][0] if i + 1 < len(marks) else num_samples
     starts.append(start)
-    ends.append(max(end, start))
+    ends.append(max(marks[i + 1][0] if i + 1 < len(marks) else num_samples, start))
     names.append(name)
     raw_words.append(word)
 
-  # Word events that point into one whitespace token (espeak-ng says "42" as two words) make one word.
+  # Word events pointing into one whitespace-separated token make one word.
   tokens = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
   token_starts = [t[0] for t in tokens]
 
@@ -423,17 +454,18 @@ def _timings(text: str, samples: np.ndarray,
   phonemes: list[Phoneme] = []
   words: list[Word] = []
   word_tokens: list[int] = []
-  to_seconds = 1.0 / ESPEAK_SAMPLE_RATE
+  seconds = 1.0 / ESPEAK_SAMPLE_RATE
   for start, end, name, raw in zip(starts, ends, names, raw_words):
     token = raw_token[raw]
     if not word_tokens or word_tokens[-1] != token:
       word_tokens.append(token)
-      words.append(Word(start=start * to_seconds, end=end * to_seconds, text=_token_text(text, tokens[token])))
+      words.append(Word(start=start * seconds, end=end * seconds,
+                        text=_token_text(text, tokens[token])))
     else:
-      words[-1] = dataclasses.replace(words[-1], end=end * to_seconds)
+      words[-1] = dataclasses.replace(words[-1], end=end * seconds)
     stress = _STRESS_MARKS.get(name[0], 0)
-    symbol = name[1:] if stress else name
-    phonemes.append(Phoneme(start=start * to_seconds, end=end * to_seconds, symbol=symbol, stress=stress,
+    phonemes.append(Phoneme(start=start * seconds, end=end * seconds,
+                            symbol=name[1:] if stress else name, stress=stress,
                             word=len(words) - 1))
   return phonemes, words
 
@@ -444,8 +476,8 @@ def _token_text(text: str, span: tuple[int, int]) -> str:
 
 
 def _resample(samples: np.ndarray) -> np.ndarray:
-  """int16 at ESPEAK_SAMPLE_RATE -> float32 at SAMPLE_RATE in [-1, 1], time-aligned."""
-  # A float64 polyphase filter without runtime CPU dispatch, so the bytes are the same on every machine.
+  """int16 [n] at ESPEAK_SAMPLE_RATE -> float32 [ceil(n * 320 / 441)] at SAMPLE_RATE, in [-1, 1]."""
+  # A float64 polyphase filter with no CPU-dependent code path: the same bytes on every machine.
   x = samples.astype(np.float64) / 32768.0
   y = scipy.signal.resample_poly(x, SAMPLE_RATE // 50, ESPEAK_SAMPLE_RATE // 50)
   return np.clip(y, -1.0, 1.0).astype(np.float32)
