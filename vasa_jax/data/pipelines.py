@@ -1,4 +1,5 @@
-"""grain pipelines that deliver each process its share of every global batch.
+"""grain pipelines that deliver each process its share of every global batch, and the samples each
+stage draws from a talking-face dataset (`FaceFrameTriplets` for stage 1, `MotionWindows` for stage 2).
 
 Global batch g is made of the examples g*B .. (g+1)*B-1 of one shuffled, endlessly repeated stream (each
 epoch reshuffled from the seed). Process p of P receives rows p*B/P .. (p+1)*B/P-1 of it, which is where
