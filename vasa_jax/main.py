@@ -53,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
       epilog=OVERRIDES_EPILOG)
   _add_run_arguments(train)
   train.set_defaults(handler=None)
+  from vasa_jax.data import prepare
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
 
+  prepare.register(subparsers)
   synthtalk_cli.register(subparsers)
   return parser
 

@@ -82,22 +82,30 @@ def open_split(data_dir: str, name: str, split: str):
   """The random-access source of one split of a prepared talking-face dataset.
 
   Args:
-    data_dir: the tfds data folder the dataset was built into.
-    name: "synthtalk/<config>" (e.g. "synthtalk/tiny").
+    data_dir: the tfds data folder SynthTalk was built into, or the output folder of
+      `vasa prepare` for "talking_videos".
+    name: "synthtalk/<config>" (e.g. "synthtalk/tiny") or "talking_videos".
     split: "train", "validation" or "test".
   """
   dataset, _, config = name.partition("/")
-  if dataset == "synthtalk":
+  if dataset == "talking_videos":
+    from vasa_jax.data import talking_videos
+
+    data_builder = talking_videos.dataset_builder(data_dir)
+    if not data_builder.is_prepared():
+      raise UserError(f"no prepared videos in {data_dir}; run: vasa prepare --input RAW_VIDEOS "
+                      f"--output {data_dir}")
+  elif dataset == "synthtalk":
     from vasa_jax.data.synthtalk import builder as synthtalk
 
     if config not in synthtalk.CONFIGS:
       raise UserError(f"unknown SynthTalk config {config!r}; known: {sorted(synthtalk.CONFIGS)}")
     data_builder = synthtalk.builder(config, data_dir=data_dir)
+    if not data_builder.is_prepared():
+      raise UserError(f"dataset {name} is not built in {data_dir}; build it with: vasa synthtalk "
+                      f"build --config {config} --data_dir {data_dir}")
   else:
-    raise UserError(f"unknown dataset {name!r}; use synthtalk/<config>")
-  if not data_builder.is_prepared():
-    raise UserError(f"dataset {name} is not built in {data_dir}; build it with: vasa synthtalk "
-                    f"build --config {config} --data_dir {data_dir}")
+    raise UserError(f"unknown dataset {name!r}; use synthtalk/<config> or talking_videos")
   if split not in data_builder.info.splits:
     raise UserError(f"dataset {name} in {data_dir} has no split {split!r}; it has "
                     f"{sorted(data_builder.info.splits)}")

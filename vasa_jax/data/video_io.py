@@ -1,5 +1,5 @@
-"""The one video writer (frames and speech to an H.264/AAC mp4 with PyAV, marked as AI-generated),
-and the one image-grid writer.
+"""Video and audio files with PyAV: the one video writer (H.264/AAC mp4, marked as AI-generated), the
+one reader (constant 25 fps frames, 16 kHz mono audio), and the one image-grid writer.
 
 A file appears under its final name only when it is complete: it is written next to it under a
 temporary name and renamed at the end, so an interrupted write never leaves a truncated video behind.
@@ -7,9 +7,11 @@ temporary name and renamed at the end, so an interrupted write never leaves a tr
 
 from __future__ import annotations
 
+import dataclasses
+import fractions
 import os
 import pathlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -70,6 +72,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int,
         samples = (np.clip(samples, -1.0, 1.0) * 32767).round().astype(np.int16)
       audio_frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
       audio_frame.sample_rate = sample_rate
+      audio_frame.pts = 0
+      audio_frame.time_base = fractions.Fraction(1, sample_rate)
       for packet in audio_stream.encode(audio_frame):
         container.mux(packet)
       for packet in audio_stream.encode():
@@ -96,3 +100,135 @@ def write_image_grid(rows: list[np.ndarray], path: str | os.PathLike) -> pathlib
   cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
   tmp.replace(path)
   return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading.
+
+
+class MediaError(Exception):
+  """A video or audio file that cannot be used; `reason` is a short label for summaries."""
+
+  def __init__(self, path, reason: str, detail: str = ""):
+    self.path, self.reason = str(path), reason
+    super().__init__(f"{path}: {reason}{': ' + detail if detail else ''}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+  path: str
+  width: int
+  height: int
+  fps: float
+  duration: float  # seconds of video
+  has_audio: bool
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+  """Reads a media file's header; raises MediaError if it holds no decodable video."""
+  import av
+
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise MediaError(path, "missing file")
+  if path.stat().st_size == 0:
+    raise MediaError(path, "zero-length file")
+  try:
+    with av.open(str(path)) as container:
+      if not container.streams.video:
+        raise MediaError(path, "no video stream")
+      stream = container.streams.video[0]
+      fps = float(stream.average_rate or stream.guessed_rate or 0)
+      if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+      elif container.duration is not None:
+        duration = container.duration / 1e6
+      else:
+        duration = 0.0
+      return MediaInfo(str(path), stream.codec_context.width, stream.codec_context.height, fps,
+                       duration, bool(container.streams.audio))
+  except MediaError:
+    raise
+  except Exception as e:  # PyAV raises many types for damaged files; all mean the same here.
+    raise MediaError(path, "unreadable", f"{type(e).__name__}: {e}") from e
+
+
+def iter_frames(path: str | os.PathLike, fps: int = 25) -> Iterator[np.ndarray]:
+  """Decodes a video at a constant `fps`: frame i is the source frame shown at time i / fps.
+
+  Yields uint8 RGB [height, width, 3]. Time 0 is the video stream's first frame. Source frames are
+  repeated or dropped as the rate conversion needs; the last one is held for its own duration.
+  """
+  import av
+
+  try:
+    with av.open(str(path)) as container:
+      stream = container.streams.video[0]
+      stream.thread_type = "AUTO"
+      source_rate = float(stream.average_rate or stream.guessed_rate or fps)
+      start, previous, index = None, None, 0
+      for frame in container.decode(stream):
+        time = frame.time
+        if time is None:
+          continue
+        start = time if start is None else start
+        t = time - start
+        while previous is not None and index / fps < t - 1e-6:
+          yield previous
+          index += 1
+        previous = frame.to_ndarray(format="rgb24")
+      if previous is not None:
+        end = (t + 1.0 / source_rate) if start is not None else 0.0
+        while index / fps < end - 1e-6:
+          yield previous
+          index += 1
+  except Exception as e:
+    if isinstance(e, MediaError):
+      raise
+    raise MediaError(path, "unreadable", f"{type(e).__name__}: {e}") from e
+
+
+def video_start_time(path: str | os.PathLike) -> float:
+  """Presentation time of the first video frame, seconds (audio is aligned to it)."""
+  import av
+
+  with av.open(str(path)) as container:
+    for frame in container.decode(container.streams.video[0]):
+      if frame.time is not None:
+        return float(frame.time)
+  return 0.0
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = 16000,
+               start_time: float | None = None) -> np.ndarray:
+  """Decodes the first audio stream to mono float32 [num_samples] at `sample_rate`.
+
+  Any format and layout PyAV reads (wav, mp3, m4a, flac, ogg, the audio of a video) is converted.
+  `start_time` (seconds, in the file's clock) sets sample 0; by default the audio stream's own start.
+  Raises MediaError if there is no audio stream or it cannot be decoded.
+  """
+  import av
+
+  try:
+    with av.open(str(path)) as container:
+      if not container.streams.audio:
+        raise MediaError(path, "no audio track")
+      stream = container.streams.audio[0]
+      resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+      chunks, first_time = [], None
+      for frame in container.decode(stream):
+        if first_time is None and frame.time is not None:
+          first_time = float(frame.time)
+        for out in resampler.resample(frame):
+          chunks.append(out.to_ndarray().reshape(-1))
+      for out in resampler.resample(None):
+        chunks.append(out.to_ndarray().reshape(-1))
+  except MediaError:
+    raise
+  except Exception as e:
+    raise MediaError(path, "unreadable audio", f"{type(e).__name__}: {e}") from e
+  audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+  if start_time is not None and first_time is not None:
+    offset = int(round((first_time - start_time) * sample_rate))
+    audio = np.concatenate([np.zeros(offset, np.float32), audio]) if offset > 0 else audio[-offset:]
+  return audio
