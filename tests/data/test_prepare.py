@@ -175,3 +175,25 @@ def test_empty_input_is_a_clear_error(tmp_path):
 
   with pytest.raises(UserError, match="no videos"):
     prepare.run(str(tmp_path), str(tmp_path / "out"), OPTIONS)
+
+
+def test_separate_audio_files_are_found_by_relative_path(tmp_path):
+  """VoxCeleb2's video-only mp4s take their sound from the m4a release at the same relative path."""
+  import av
+
+  frames, _ = moving_photo(skimage_data.astronaut(), 40, 25)
+  video_io.write_video(tmp_path / "mp4" / "id00007" / "yt" / "00001.mp4", frames, 25, None)
+  audio_path = tmp_path / "aac" / "id00007" / "yt" / "00001.m4a"
+  audio_path.parent.mkdir(parents=True)
+  with av.open(str(audio_path), "w", format="ipod") as container:
+    stream = container.add_stream("aac", rate=16000, layout="mono")
+    frame = av.AudioFrame.from_ndarray((tone(1.6) * 32767).astype(np.int16)[None], format="s16",
+                                       layout="mono")
+    frame.sample_rate, frame.pts = 16000, 0
+    for packet in list(stream.encode(frame)) + list(stream.encode()):
+      container.mux(packet)
+  summary = prepare.run(str(tmp_path / "mp4"), str(tmp_path / "out"), OPTIONS,
+                        audio_dir=str(tmp_path / "aac"))
+  assert summary["clips_kept"] == 1, summary
+  (clip,) = prepare.load_clips(tmp_path / "out" / "videos" / "id00007__yt__00001.npz")
+  assert np.abs(clip["audio"]).max() > 3000
