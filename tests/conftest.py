@@ -27,3 +27,18 @@ def reference_config():
 
   return make
 
+
+
+@pytest.fixture(scope="session")
+def synthtalk_tiny_dir(tmp_path_factory):
+  """SynthTalk's tiny config built once per test session: the tfds data folder."""
+  import time
+
+  from vasa_jax.data.synthtalk import builder
+
+  data_dir = tmp_path_factory.mktemp("synthtalk_tfds")
+  start = time.perf_counter()
+  builder.builder("tiny", data_dir=str(data_dir), workers=2).download_and_prepare(
+      file_format="array_record")
+  print(f"tiny SynthTalk built in {time.perf_counter() - start:.1f} s")
+  return str(data_dir)

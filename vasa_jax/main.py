@@ -53,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
       epilog=OVERRIDES_EPILOG)
   _add_run_arguments(train)
   train.set_defaults(handler=None)
-  from vasa_jax.data import prepare
+  from vasa_jax.data import audio_features, prepare
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
 
   prepare.register(subparsers)
   synthtalk_cli.register(subparsers)
+  audio_features.register(subparsers)
   return parser
 
 

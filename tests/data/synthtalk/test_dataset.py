@@ -1,25 +1,19 @@
 """SynthTalk clips, the tiny tfds build, and the stage 1 / stage 2 pipelines over it."""
 
 import json
-import time
 
 import numpy as np
 import pytest
 
 from vasa_jax.data import pipelines, schema
-from vasa_jax.data.synthtalk import builder, clip, sentences, visemes
+from vasa_jax.data.synthtalk import clip, sentences, visemes
 
 SPEC = clip.ClipSpec(resolution=64)
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("tfds")
-  start = time.perf_counter()
-  builder.builder("tiny", data_dir=str(data_dir), workers=2).download_and_prepare(
-      file_format="array_record")
-  print(f"tiny SynthTalk built in {time.perf_counter() - start:.1f} s")
-  return str(data_dir)
+@pytest.fixture
+def tiny_dir(synthtalk_tiny_dir):
+  return synthtalk_tiny_dir
 
 
 def test_same_seed_same_bytes_and_another_seed_differs():

@@ -1,0 +1,42 @@
+"""Speech input for every stage: any file PyAV reads, as 16 kHz mono float32, with clear errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from vasa_jax.data import video_io
+from vasa_jax.errors import UserError
+
+SAMPLE_RATE = 16000
+FORMATS = "wav, mp3, m4a, flac, ogg, or a video with sound"
+
+
+def load_speech(path: str | os.PathLike, min_seconds: float = 0.2,
+                silence_level: float = 1e-3) -> np.ndarray:
+  """Reads speech from `path`: stereo is mixed to mono and any rate resampled to 16 kHz.
+
+  Returns:
+    float32 [num_samples] in [-1, 1].
+
+  Raises:
+    UserError: a missing, empty, corrupt, silent or too short file, naming the file and the fix.
+  """
+  if not os.path.isfile(path):
+    raise UserError(f"audio file not found: {path}")
+  try:
+    audio = video_io.read_audio(path, SAMPLE_RATE)
+  except video_io.MediaError as e:
+    raise UserError(f"cannot use the audio of {path}: {e.reason}; give speech as {FORMATS}") from e
+  if audio.size == 0:
+    raise UserError(f"{path} holds no audio samples; give speech as {FORMATS}")
+  if not np.isfinite(audio).all():
+    raise UserError(f"{path} decodes to invalid samples (NaN or infinity): the file is corrupt")
+  seconds = audio.size / SAMPLE_RATE
+  if seconds < min_seconds:
+    raise UserError(f"{path} lasts {seconds:.3f} s; give at least {min_seconds} s of speech")
+  if np.abs(audio).max() < silence_level:
+    raise UserError(f"{path} is silent (peak {np.abs(audio).max():.2g}); give a recording with "
+                    "speech in it")
+  return np.clip(audio, -1.0, 1.0).astype(np.float32)

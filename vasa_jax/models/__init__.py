@@ -1,0 +1,1 @@
+"""Flax linen modules of the method."""
