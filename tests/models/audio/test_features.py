@@ -112,3 +112,43 @@ def test_bad_audio_gives_clear_errors(tmp_path):
   empty = write_audio(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
   with pytest.raises(UserError, match="empty.wav"):
     audio_io.load_speech(empty)
+
+
+@pytest.mark.parametrize("layer", ["last", 1, "weighted"])
+def test_wav2vec2_encoder_gives_one_vector_per_frame(tmp_path, layer):
+  """A converted Hugging Face model through the frame-synchronous interface: exactly T frames for
+  any length, each the mean of its hops of the model's own output."""
+  from tests.models.audio.test_wav2vec2 import build_hf_model, save_hf
+
+  folder = save_hf(build_hf_model("wav2vec2"), tmp_path / "hf")
+  encoder = features.make_audio_encoder({"wav2vec2_path": str(folder), "layer": layer})
+  for num_samples in (700, 1280, 2000):
+    audio = features.pad_to_frames(
+        np.random.default_rng(num_samples).standard_normal((1, num_samples)).astype(np.float32))
+    out = np.asarray(encoder(audio))
+    frames = features.num_video_frames(num_samples)
+    config = encoder.model.config
+    expected_shape = ((1, frames, config.num_hidden_layers + 1, encoder.dim)
+                      if layer == "weighted" else (1, frames, encoder.dim))
+    assert out.shape == expected_shape
+  padded = np.pad(audio, ((0, 0), (encoder.pad, encoder.pad)))
+  direct = encoder.model.apply({"params": encoder.params}, padded, output_hidden_states=True)
+  hops = direct["last_hidden_state"] if layer in ("last", "weighted") else direct["hidden_states"][1]
+  per_frame = 640 // encoder.hop
+  assert hops.shape[1] == frames * per_frame
+  if layer != "weighted":
+    np.testing.assert_allclose(out[0, 1], np.asarray(hops)[0, per_frame:2 * per_frame].mean(0),
+                               rtol=1e-5, atol=1e-5)
+  else:
+    summed, _ = features.WeightedLayerSum().init_with_output(jax.random.key(0),
+                                                             jax.numpy.asarray(out))
+    # Zero-initialised logits: the plain mean over layers.
+    np.testing.assert_allclose(np.asarray(summed), out.mean(axis=2), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_layer_is_a_clear_error(tmp_path):
+  from tests.models.audio.test_wav2vec2 import build_hf_model, save_hf
+
+  folder = save_hf(build_hf_model("wav2vec2"), tmp_path / "hf")
+  with pytest.raises(UserError, match="layer=7"):
+    features.make_audio_encoder({"wav2vec2_path": str(folder), "layer": 7})

@@ -1,0 +1,1 @@
+"""Converters of pretrained weights users already have into Flax parameters (no pickle)."""
