@@ -468,6 +468,11 @@ def _worker(args) -> dict:
     clips = []
     record["error"] = e.reason
     record["detail"] = str(e)
+  except Exception as e:  # One damaged or odd file must not stop a run over thousands.
+    logging.exception("Preparing %s failed; it is skipped.", item.path)
+    clips = []
+    record["error"] = "processing error"
+    record["detail"] = f"{item.path}: {type(e).__name__}: {e}"
   if clips:
     save_clips(output / "videos" / f"{item.key}.npz", clips)
   record["clips"] = len(clips)
