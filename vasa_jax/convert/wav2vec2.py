@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from vasa_jax.convert.common import flatten, unflatten
 from vasa_jax.errors import UserError
 from vasa_jax.models.audio import wav2vec2 as w2v
 
@@ -97,7 +98,7 @@ def save_flax_params(params: PyTree, path: str | pathlib.Path,
   import safetensors.numpy
 
   path = pathlib.Path(path).expanduser()
-  flat = _flatten(params)
+  flat = flatten(params)
   metadata = {"format": _FORMAT}
   if config is not None:
     metadata["config"] = config.to_json()
@@ -219,7 +220,7 @@ def _map_tensors(tensors: Mapping[str, np.ndarray], config: w2v.Wav2Vec2Config,
                     "download the weights again if the file is incomplete")
 
   flat = {}
-  for path, spec in _flatten(w2v.init_shapes(config)).items():
+  for path, spec in flatten(w2v.init_shapes(config)).items():
     parts = path.split("/")
     module = ".".join(re.sub(r"_(\d+)$", r".\1", p) for p in parts[:-1])
     leaf = parts[-1]
@@ -260,7 +261,7 @@ def _map_tensors(tensors: Mapping[str, np.ndarray], config: w2v.Wav2Vec2Config,
     raise UserError(f"{weights_path} has {len(unused)} tensor(s) that config.json's architecture "
                     f"does not use: {shown}; fix: use the {CONFIG_FILE} saved with these weights "
                     "(another depth, adapters or a variant vasa_jax does not implement)")
-  return _unflatten(flat)
+  return unflatten(flat)
 
 
 def _pos_conv_weight(take, require, module: str) -> np.ndarray:
@@ -305,42 +306,17 @@ def _read_saved(path: str | pathlib.Path) -> tuple[dict[str, str], PyTree]:
   if metadata.get("format") != _FORMAT:
     raise UserError(f"{path} was not written by vasa_jax.convert.wav2vec2; fix: convert the "
                     "Hugging Face folder with convert(hf_folder, out_path)")
-  return metadata, _unflatten(flat)
+  return metadata, unflatten(flat)
 
 
 def _check_shapes(params: PyTree, config: w2v.Wav2Vec2Config, path: pathlib.Path) -> None:
-  expected = {k: tuple(v.shape) for k, v in _flatten(w2v.init_shapes(config)).items()}
-  found = {k: tuple(np.shape(v)) for k, v in _flatten(params).items()}
+  expected = {k: tuple(v.shape) for k, v in flatten(w2v.init_shapes(config)).items()}
+  found = {k: tuple(np.shape(v)) for k, v in flatten(params).items()}
   if expected != found:
     wrong = sorted(k for k in set(expected) | set(found) if expected.get(k) != found.get(k))
     raise UserError(f"{path}: parameters do not match the stored config at {wrong[:5]}; fix: "
                     "convert the checkpoint again")
 
 
-def _flatten(tree: PyTree) -> dict[str, Any]:
-  flat = {}
-
-  def visit(node, prefix):
-    if isinstance(node, Mapping):
-      for key, value in node.items():
-        visit(value, f"{prefix}/{key}" if prefix else str(key))
-    else:
-      flat[prefix] = node
-
-  visit(tree, "")
-  return flat
-
-
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    *parents, leaf = path.split("/")
-    for part in parents:
-      node = node.setdefault(part, {})
-    node[leaf] = value
-  return tree
-
-
 def _cast(tree: PyTree, dtype: Any) -> PyTree:
-  return _unflatten({k: np.asarray(v).astype(dtype) for k, v in _flatten(tree).items()})
+  return unflatten({k: np.asarray(v).astype(dtype) for k, v in flatten(tree).items()})
