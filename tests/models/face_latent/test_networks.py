@@ -1,0 +1,179 @@
+"""Face latent networks: tiny-size shapes, base and paper parameter counts, gradients, bf16."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vasa_jax.errors import UserError
+from vasa_jax.models import layers
+from vasa_jax.models.face_latent import networks, warping
+
+TINY = networks.make_config("tiny")
+BATCH = 2
+
+
+def _images(seed=0, size=TINY.image_size):
+  return jax.random.uniform(jax.random.key(seed), (BATCH, size, size, 3), minval=-1, maxval=1)
+
+
+def _key(seed=0):
+  # Parameter initialisation compiles one RNG per parameter; rbg keys compile several times faster
+  # than threefry, which keeps the real inits here within the test budget.
+  return jax.random.key(seed, impl="unsafe_rbg")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+  model = networks.FaceLatentModel(TINY)
+  params = jax.jit(model.init)(_key(), _images(1), _images(2))
+  return model, params
+
+
+def _sub(params, name):
+  return {"params": params["params"][name]}
+
+
+def test_variants_table():
+  assert set(networks.VARIANTS) == {"tiny", "base", "paper"}
+  paper = networks.face_latent_config("paper")
+  assert (paper["image_size"], paper["volume_channels"], paper["volume_depth"],
+          paper["volume_size"]) == (512, 96, 16, 64)
+  assert paper["unet_channels"] == (96, 192, 384, 768)
+  assert paper["render_channels"] == 512 and paper["render_blocks"] == 8
+  assert paper["render_up_channels"] == (256, 128, 64)
+  assert networks.face_latent_config("tiny", dyn_dim=7)["dyn_dim"] == 7
+  with pytest.raises(UserError):
+    networks.face_latent_config("huge")
+  with pytest.raises(UserError):
+    networks.face_latent_config("tiny", no_such_key=1)
+
+
+def test_module_shapes_at_tiny(tiny_model):
+  """Each module with the really initialised parameters of the tiny model (shapes by eval_shape: the
+  real forward pass of all of them runs in the tests below)."""
+  _, params = tiny_model
+  image = _images()
+  depth, size, channels = TINY.volume_depth, TINY.volume_size, TINY.volume_channels
+  volume_shape = (BATCH, depth, size, size, channels)
+  volume = jnp.zeros(volume_shape)
+  z_dyn, z_id = jnp.ones((BATCH, TINY.dyn_dim)), jnp.ones((BATCH, TINY.id_dim))
+
+  def shape(module, name, *inputs):
+    return jax.eval_shape(module.apply, _sub(params, name), *inputs)
+
+  assert shape(networks.AppearanceEncoder(TINY), "appearance_encoder", image).shape == volume_shape
+  z_id_out = shape(networks.IdentityEncoder(TINY), "identity_encoder", image)
+  assert z_id_out.shape == (BATCH, TINY.id_dim)
+  z_pose, z_dyn_out = shape(networks.MotionEncoder(TINY), "motion_encoder", image)
+  assert z_pose.shape == (BATCH, 7) and z_dyn_out.shape == (BATCH, TINY.dyn_dim)
+  for name in ("warp_to_canonical_net", "warp_from_canonical_net"):
+    flow = shape(networks.WarpGenerator(TINY), name, z_dyn, z_id)
+    assert flow.shape == (BATCH, depth, size, size, 3)
+  assert shape(networks.CanonicalVolumeNet(TINY), "canonical_net", volume).shape == volume_shape
+  rendered = shape(networks.Renderer(TINY), "renderer", volume)
+  assert rendered.shape == image.shape and rendered.dtype == jnp.float32
+
+
+def test_warp_generator_starts_near_zero_flow(tiny_model):
+  _, params = tiny_model
+  generator = networks.WarpGenerator(TINY)
+  z_dyn = jax.random.normal(_key(1), (BATCH, TINY.dyn_dim))
+  z_id = jax.random.normal(_key(2), (BATCH, TINY.id_dim))
+  flow = jax.jit(generator.apply)(_sub(params, "warp_to_canonical_net"), z_dyn, z_id)
+  voxel = 2.0 / (TINY.volume_size - 1)
+  assert 0.0 < float(jnp.abs(flow).max()) < 0.1 * voxel
+
+
+def test_discriminator_shapes_at_tiny():
+  disc = networks.PatchDiscriminator.from_variant("tiny")
+  image = _images()
+  variables = jax.jit(disc.init)(_key(), image)
+  outputs = jax.jit(disc.apply)(variables, image)
+  assert len(outputs) == TINY.disc_scales
+  for scale, (logits, features) in enumerate(outputs):
+    side = TINY.image_size // 2**scale // 8  # three stride-2 layers
+    assert logits.shape == (BATCH, side, side, 1)
+    assert len(features) == len(TINY.disc_channels)
+    assert features[-1].shape[-1] == TINY.disc_channels[-1]
+    assert bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_call_returns_the_image_and_all_latents(tiny_model):
+  model, params = tiny_model
+  source, driving = _images(3), _images(4)
+  out = jax.eval_shape(model.apply, params, source, driving)
+  assert out["image"].shape == source.shape
+  assert out["z_pose_driving"].shape == (BATCH, 7)
+  assert out["z_dyn_driving"].shape == (BATCH, TINY.dyn_dim)
+  assert set(out) == {"image", "v_app", "z_id", "z_pose", "z_dyn", "z_pose_driving",
+                      "z_dyn_driving"}
+
+
+def test_decode_of_encode_runs_and_is_differentiable(tiny_model):
+  model, params = tiny_model
+  image = _images(5)
+
+  def loss(params):
+    latents = model.apply(params, image, method=model.encode)
+    recon = model.apply(params, latents["v_app"], latents["z_id"], latents["z_pose"],
+                        latents["z_dyn"], method=model.decode)
+    return jnp.mean(jnp.abs(recon - image)), (latents, recon)
+
+  (value, (latents, recon)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+  assert latents["v_app"].shape == (BATCH, TINY.volume_depth, TINY.volume_size, TINY.volume_size,
+                                    TINY.volume_channels)
+  assert latents["z_id"].shape == (BATCH, TINY.id_dim)
+  assert latents["z_pose"].shape == (BATCH, warping.POSE_DIM)
+  assert latents["z_dyn"].shape == (BATCH, TINY.dyn_dim)
+  assert float(jnp.abs(latents["z_pose"]).max()) < 0.05  # near the identity pose at init
+  assert recon.shape == image.shape and float(jnp.abs(recon).max()) <= 1.0
+  assert bool(jnp.isfinite(value))
+  # Every network gets a finite, non-zero gradient (pose and flow reach it through the sampler).
+  for name, grad in grads["params"].items():
+    norm = float(jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(grad))))
+    assert np.isfinite(norm) and norm > 0.0, name
+  pose_grad = grads["params"]["motion_encoder"]["pose_head"]["kernel"]
+  assert float(jnp.abs(pose_grad).max()) > 0.0
+
+
+def test_bf16_compute_keeps_fp32_params(tiny_model):
+  _, params = tiny_model
+  model = networks.FaceLatentModel(TINY, dtype=jnp.bfloat16)
+  source = _images(6)
+  shapes = jax.eval_shape(model.init, _key(), source, source)
+  assert {x.dtype for x in jax.tree_util.tree_leaves(shapes)} == {jnp.dtype(jnp.float32)}
+  assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(params)
+  out = jax.jit(model.apply)(params, source, source)
+  assert out["image"].dtype == jnp.float32 and out["z_pose"].dtype == jnp.float32
+  assert out["z_dyn"].dtype == jnp.bfloat16
+  assert bool(jnp.all(jnp.isfinite(out["image"])))
+
+
+def test_weight_standardised_conv_is_scale_invariant():
+  x = jax.random.normal(jax.random.key(0), (1, 4, 5, 5, 3))
+  conv = layers.conv(6, 3, 3, use_bias=False)
+  variables = jax.jit(conv.init)(_key(1), x)
+  scaled = jax.tree_util.tree_map(lambda p: 7.0 * p, variables)
+  apply = jax.jit(conv.apply)
+  np.testing.assert_allclose(apply(variables, x), apply(scaled, x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant, low, high", [("base", 30e6, 150e6), ("paper", 120e6, 300e6)])
+def test_parameter_counts_by_eval_shape(variant, low, high):
+  cfg = networks.make_config(variant)
+  image = jax.ShapeDtypeStruct((1, cfg.image_size, cfg.image_size, 3), jnp.float32)
+  model = networks.FaceLatentModel(cfg)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), image, image)
+  total = networks.count_params(shapes)
+  per_module = {k: networks.count_params(v) for k, v in shapes["params"].items()}
+  disc = networks.PatchDiscriminator.from_variant(cfg)
+  disc_total = networks.count_params(jax.eval_shape(disc.init, jax.random.key(0), image))
+  print(f"\n{variant}: face model {total / 1e6:.1f}M parameters "
+        f"({', '.join(f'{k} {v / 1e6:.1f}M' for k, v in per_module.items())}); "
+        f"discriminator {disc_total / 1e6:.1f}M")
+  assert low <= total <= high
+  out = jax.eval_shape(model.apply, shapes, image, image)
+  assert out["image"].shape == image.shape
+  assert out["v_app"].shape == (1, cfg.volume_depth, cfg.volume_size, cfg.volume_size,
+                                cfg.volume_channels)

@@ -1,0 +1,469 @@
+"""The face latent networks (MegaPortraits-style 3D-warping autoencoder) and their discriminator.
+
+An image becomes four latents (see `FaceLatentModel.encode`):
+  v_app   `[batch, D, h, w, C]` canonical (pose-free) appearance volume;
+  z_id    `[batch, id_dim]` identity code;
+  z_pose  `[batch, 7]` head pose as in `warping`: [yaw, pitch, roll, tx, ty, tz, log_scale];
+  z_dyn   `[batch, dyn_dim]` facial dynamics.
+The appearance encoder lifts the image to a volume in the source pose; a warp generator
+conditioned on (z_dyn, z_id) predicts a non-rigid flow, and the volume is taken to canonical space
+by the inverse source pose and that flow. Decoding runs the other way with a second warp generator
+(as in MegaPortraits, one for each direction): flow and target pose warp v_app out of canonical
+space, a 3D U-Net refines the posed volume, and the renderer folds depth into channels and
+upsamples to pixels.
+
+Sizes come from named variants (`VARIANTS`, `face_latent_config`): "tiny" (64 px, trains on CPU in
+tests), "base" (256 px) and "paper" (512 px, MegaPortraits sizes, about 200M parameters).
+The multi-scale patch discriminator used by the adversarial and feature-matching losses is here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vasa_jax.errors import UserError
+from vasa_jax.models import layers
+from vasa_jax.models.face_latent import warping
+
+Dtype = Any
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        image_size=64, volume_channels=16, volume_depth=4, volume_size=16,
+        app_channels=(16, 32, 32), app_blocks_3d=1,
+        id_dim=32, id_width=8, id_blocks=(1, 1, 1, 1), id_bottleneck=True,
+        dyn_dim=32, motion_width=8, motion_blocks=(1, 1, 1, 1),
+        warp_start=(1, 4, 4), warp_start_channels=32, warp_channels=(32, 16),
+        unet_channels=(16, 32, 64), unet_blocks=1,
+        render_channels=64, render_blocks=2, render_up_channels=(32, 16),
+        disc_channels=(16, 32, 64, 64), disc_scales=2),
+    "base": dict(
+        image_size=256, volume_channels=64, volume_depth=16, volume_size=32,
+        app_channels=(64, 128, 256, 256), app_blocks_3d=2,
+        id_dim=512, id_width=64, id_blocks=(3, 4, 6, 3), id_bottleneck=True,
+        dyn_dim=256, motion_width=64, motion_blocks=(2, 2, 2, 2),
+        warp_start=(4, 8, 8), warp_start_channels=256, warp_channels=(128, 64),
+        unet_channels=(64, 128, 256, 512), unet_blocks=1,
+        render_channels=256, render_blocks=6, render_up_channels=(128, 64, 32),
+        disc_channels=(64, 128, 256, 512), disc_scales=2),
+    "paper": dict(
+        image_size=512, volume_channels=96, volume_depth=16, volume_size=64,
+        app_channels=(64, 128, 256, 512), app_blocks_3d=6,
+        id_dim=512, id_width=64, id_blocks=(3, 4, 6, 3), id_bottleneck=True,
+        dyn_dim=512, motion_width=64, motion_blocks=(2, 2, 2, 2),
+        warp_start=(4, 8, 8), warp_start_channels=512, warp_channels=(256, 128, 64),
+        unet_channels=(96, 192, 384, 768), unet_blocks=1,
+        render_channels=512, render_blocks=8, render_up_channels=(256, 128, 64),
+        disc_channels=(64, 128, 256, 512), disc_scales=3),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceLatentConfig:
+  """Sizes of the face latent networks; see `VARIANTS` for values.
+
+  Geometry: image `image_size`^2; appearance volume `volume_channels` x `volume_depth` x
+  `volume_size`^2. The appearance encoder pools by 2 after each 2D stage until `volume_size`; the
+  renderer upsamples by 2 once per entry of `render_up_channels` back to `image_size`; the warp
+  generators start from a learned `warp_start` (depth, height, width) volume and upsample by 2
+  (per axis, until the volume's size) once per entry of `warp_channels`.
+  """
+
+  image_size: int
+  volume_channels: int
+  volume_depth: int
+  volume_size: int
+  app_channels: tuple[int, ...]
+  app_blocks_3d: int
+  id_dim: int
+  id_width: int
+  id_blocks: tuple[int, ...]
+  id_bottleneck: bool
+  dyn_dim: int
+  motion_width: int
+  motion_blocks: tuple[int, ...]
+  warp_start: tuple[int, int, int]
+  warp_start_channels: int
+  warp_channels: tuple[int, ...]
+  unet_channels: tuple[int, ...]
+  unet_blocks: int
+  render_channels: int
+  render_blocks: int
+  render_up_channels: tuple[int, ...]
+  disc_channels: tuple[int, ...]
+  disc_scales: int
+
+  @property
+  def volume_shape(self) -> tuple[int, int, int]:
+    """(depth, height, width) of the appearance volume."""
+    return (self.volume_depth, self.volume_size, self.volume_size)
+
+
+def face_latent_config(variant: str, **overrides: Any) -> dict[str, Any]:
+  """The sizes of a named variant ("tiny", "base", "paper"), with `overrides` applied."""
+  if variant not in VARIANTS:
+    raise UserError(f"unknown face latent variant {variant!r}; known: {sorted(VARIANTS)}")
+  config = dict(VARIANTS[variant])
+  unknown = set(overrides) - set(config)
+  if unknown:
+    raise UserError(f"unknown face latent config keys {sorted(unknown)}")
+  config.update(overrides)
+  return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def make_config(variant: str | FaceLatentConfig, **overrides: Any) -> FaceLatentConfig:
+  """A `FaceLatentConfig` from a variant name (or an existing config) and overrides."""
+  if isinstance(variant, FaceLatentConfig):
+    return dataclasses.replace(variant, **overrides)
+  return FaceLatentConfig(**face_latent_config(variant, **overrides))
+
+
+def _pool_factors(shape: Sequence[int]) -> tuple[int, ...]:
+  # Axes already at size 1 (shallow depths of small volumes) stay as they are.
+  return tuple(2 if s > 1 else 1 for s in shape)
+
+
+class AppearanceEncoder(nn.Module):
+  """Image `[batch, H, W, 3]` -> appearance volume in the source pose `[batch, D, h, w, C]`."""
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> jax.Array:
+    cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = layers.conv(cfg.app_channels[0], 7, 2, standardize=False, name="stem", **kw)(image)
+    for features in cfg.app_channels:
+      x = layers.ResBlock2D(features, **kw)(x)
+      if x.shape[1] > cfg.volume_size:
+        x = layers.avg_pool(x, (2, 2))
+    if x.shape[1:3] != (cfg.volume_size, cfg.volume_size):
+      raise UserError(f"appearance encoder reached {x.shape[1:3]}, not the volume size "
+                      f"{cfg.volume_size}: give app_channels more stages")
+    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
+    x = layers.conv(cfg.volume_channels * cfg.volume_depth, 1, 2, name="to_volume", **kw)(x)
+    batch, height, width, _ = x.shape
+    x = x.reshape(batch, height, width, cfg.volume_depth, cfg.volume_channels)
+    x = jnp.transpose(x, (0, 3, 1, 2, 4))
+    for _ in range(cfg.app_blocks_3d):
+      x = layers.ResBlock3D(cfg.volume_channels, **kw)(x)
+    return x
+
+
+class _BasicBlock(nn.Module):
+  """ResNet-18/34 block with GroupNorm; the last norm starts at zero, so the block starts as the
+  identity."""
+
+  features: int
+  strides: int = 1
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    h = layers.conv(self.features, 3, 2, strides=self.strides, use_bias=False, **kw)(x)
+    h = nn.relu(layers.group_norm(self.features, **kw)(h))
+    h = layers.conv(self.features, 3, 2, use_bias=False, **kw)(h)
+    h = nn.GroupNorm(layers.num_groups(self.features), scale_init=nn.initializers.zeros, **kw)(h)
+    if x.shape[-1] != self.features or self.strides != 1:
+      x = layers.conv(self.features, 1, 2, strides=self.strides, use_bias=False, name="skip",
+                      **kw)(x)
+      x = layers.group_norm(self.features, **kw)(x)
+    return nn.relu(x + h)
+
+
+class _BottleneckBlock(nn.Module):
+  """ResNet-50 bottleneck (1x1, 3x3 strided, 1x1 to 4x width) with GroupNorm."""
+
+  features: int
+  strides: int = 1
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    out = 4 * self.features
+    h = layers.conv(self.features, 1, 2, use_bias=False, **kw)(x)
+    h = nn.relu(layers.group_norm(self.features, **kw)(h))
+    h = layers.conv(self.features, 3, 2, strides=self.strides, use_bias=False, **kw)(h)
+    h = nn.relu(layers.group_norm(self.features, **kw)(h))
+    h = layers.conv(out, 1, 2, use_bias=False, **kw)(h)
+    h = nn.GroupNorm(layers.num_groups(out), scale_init=nn.initializers.zeros, **kw)(h)
+    if x.shape[-1] != out or self.strides != 1:
+      x = layers.conv(out, 1, 2, strides=self.strides, use_bias=False, name="skip", **kw)(x)
+      x = layers.group_norm(out, **kw)(x)
+    return nn.relu(x + h)
+
+
+class ResNetTrunk(nn.Module):
+  """ResNet with GroupNorm and weight standardisation: image `[batch, H, W, 3]` ->
+  `[batch, features]` (global average of the last stage). `blocks` per stage; stages double the
+  width and halve the size."""
+
+  width: int
+  blocks: tuple[int, ...]
+  bottleneck: bool
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    block = _BottleneckBlock if self.bottleneck else _BasicBlock
+    x = layers.conv(self.width, 7, 2, strides=2, standardize=False, use_bias=False, name="stem",
+                    **kw)(image)
+    x = nn.relu(layers.group_norm(self.width, **kw)(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    for stage, count in enumerate(self.blocks):
+      for index in range(count):
+        strides = 2 if stage > 0 and index == 0 else 1
+        x = block(self.width * 2**stage, strides=strides, **kw)(x)
+    return jnp.mean(x, axis=(1, 2))
+
+
+class IdentityEncoder(nn.Module):
+  """Image `[batch, H, W, 3]` -> identity code z_id `[batch, id_dim]` (ResNet-50-like)."""
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> jax.Array:
+    cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    trunk = ResNetTrunk(cfg.id_width, cfg.id_blocks, cfg.id_bottleneck, name="trunk", **kw)
+    features = trunk(image)
+    return nn.Dense(cfg.id_dim, name="head", **kw)(features)
+
+
+class MotionEncoder(nn.Module):
+  """Image `[batch, H, W, 3]` -> (z_pose `[batch, 7]`, z_dyn `[batch, dyn_dim]`) (ResNet-18-like).
+
+  The pose head is float32 and starts near zero, i.e. near the identity pose, so training begins
+  with the rigid warps off and the volumes aligned.
+  """
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
+    cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    features = ResNetTrunk(cfg.motion_width, cfg.motion_blocks, False, name="trunk", **kw)(image)
+    z_pose = nn.Dense(warping.POSE_DIM, kernel_init=nn.initializers.normal(1e-3),
+                      dtype=jnp.float32, param_dtype=self.param_dtype,
+                      name="pose_head")(features.astype(jnp.float32))
+    z_dyn = nn.Dense(cfg.dyn_dim, name="dyn_head", **kw)(features)
+    return z_pose, z_dyn
+
+
+class WarpGenerator(nn.Module):
+  """(z_dyn `[batch, dyn_dim]`, z_id `[batch, id_dim]`) -> non-rigid flow `[batch, D, h, w, 3]`.
+
+  A learned constant volume is upsampled through 3D residual blocks whose GroupNorms are modulated
+  by the concatenated codes; the flow is in grid units (`warping`) and starts near zero.
+  """
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z_dyn: jax.Array, z_id: jax.Array) -> jax.Array:
+    cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    cond = jnp.concatenate([z_dyn, z_id], axis=-1).astype(self.dtype)
+    start = self.param("start", nn.initializers.normal(1.0),
+                       tuple(cfg.warp_start) + (cfg.warp_start_channels,), self.param_dtype)
+    x = jnp.broadcast_to(start.astype(self.dtype), (cond.shape[0],) + start.shape)
+    x = layers.ResBlock3D(cfg.warp_start_channels, **kw)(x, cond)
+    for features in cfg.warp_channels:
+      factors = tuple(2 if s < t else 1 for s, t in zip(x.shape[1:4], cfg.volume_shape))
+      x = layers.ResBlock3D(features, **kw)(layers.upsample(x, factors), cond)
+    if x.shape[1:4] != cfg.volume_shape:
+      raise UserError(f"warp generator reached {x.shape[1:4]}, not the volume {cfg.volume_shape}: "
+                      "check warp_start and warp_channels")
+    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
+    flow = layers.conv(3, 3, 3, standardize=False, kernel_init=nn.initializers.normal(1e-4),
+                       name="to_flow", **kw)(x)
+    return flow.astype(jnp.float32)
+
+
+class CanonicalVolumeNet(nn.Module):
+  """3D U-Net `[batch, D, h, w, C]` -> `[batch, D, h, w, C]`, one level per `unet_channels` entry.
+
+  Each level halves height and width (and depth while it is above 1); the output adds to the input,
+  so an untrained net passes the warped volume through.
+  """
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, volume: jax.Array) -> jax.Array:
+    cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = volume.astype(self.dtype)
+    skips, factors = [], []
+    for level, features in enumerate(cfg.unet_channels):
+      for _ in range(cfg.unet_blocks):
+        x = layers.ResBlock3D(features, **kw)(x)
+      if level < len(cfg.unet_channels) - 1:
+        skips.append(x)
+        factors.append(_pool_factors(x.shape[1:4]))
+        x = layers.avg_pool(x, factors[-1])
+    for features in reversed(cfg.unet_channels[:-1]):
+      x = jnp.concatenate([layers.upsample(x, factors.pop()), skips.pop()], axis=-1)
+      for _ in range(cfg.unet_blocks):
+        x = layers.ResBlock3D(features, **kw)(x)
+    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
+    x = layers.conv(volume.shape[-1], 1, 3, standardize=False, kernel_init=nn.initializers.zeros,
+                    name="out", **kw)(x)
+    return volume.astype(self.dtype) + x
+
+
+class Renderer(nn.Module):
+  """Posed volume `[batch, D, h, w, C]` -> image `[batch, H, W, 3]` in [-1, 1] (float32).
+
+  Depth is folded into channels and projected by a 1x1 convolution, then 2D residual blocks and one
+  nearest-neighbour x2 upsampling + residual block per `render_up_channels` entry.
+  """
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, volume: jax.Array) -> jax.Array:
+    cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    batch, depth, height, width, channels = volume.shape
+    x = jnp.transpose(volume, (0, 2, 3, 1, 4)).reshape(batch, height, width, depth * channels)
+    x = layers.conv(cfg.render_channels, 1, 2, name="project", **kw)(x.astype(self.dtype))
+    for _ in range(cfg.render_blocks):
+      x = layers.ResBlock2D(cfg.render_channels, **kw)(x)
+    for features in cfg.render_up_channels:
+      x = layers.ResBlock2D(features, **kw)(layers.upsample(x, (2, 2)))
+    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
+    x = layers.conv(3, 3, 2, standardize=False, name="to_rgb", **kw)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class FaceLatentModel(nn.Module):
+  """The face autoencoder: `encode` an image into latents, `decode` latents into an image.
+
+  Methods (all usable through `model.apply(params, ..., method=...)`):
+    encode(image) -> dict(v_app, z_id, z_pose, z_dyn)
+    encode_motion(image) -> (z_pose, z_dyn)
+    decode(v_app, z_id, z_pose, z_dyn) -> image `[batch, H, W, 3]` in [-1, 1]
+    __call__(source, driving) -> dict(image, v_app, z_id, z_pose, z_dyn, z_pose_driving,
+      z_dyn_driving): the source's appearance and identity driven by the driving frame's motion.
+  Images are `[batch, image_size, image_size, 3]` in [-1, 1]; latents as in the module docstring.
+  """
+
+  config: FaceLatentConfig
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @classmethod
+  def from_variant(cls, variant: str, dtype: Dtype = jnp.float32,
+                   param_dtype: Dtype = jnp.float32, **overrides: Any) -> FaceLatentModel:
+    return cls(make_config(variant, **overrides), dtype=dtype, param_dtype=param_dtype)
+
+  def setup(self):
+    kw = dict(config=self.config, dtype=self.dtype, param_dtype=self.param_dtype)
+    self.appearance_encoder = AppearanceEncoder(**kw)
+    self.identity_encoder = IdentityEncoder(**kw)
+    self.motion_encoder = MotionEncoder(**kw)
+    self.warp_to_canonical_net = WarpGenerator(**kw)
+    self.warp_from_canonical_net = WarpGenerator(**kw)
+    self.canonical_net = CanonicalVolumeNet(**kw)
+    self.renderer = Renderer(**kw)
+
+  def encode_motion(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return self.motion_encoder(image)
+
+  def encode(self, image: jax.Array) -> dict[str, jax.Array]:
+    posed = self.appearance_encoder(image)
+    z_id = self.identity_encoder(image)
+    z_pose, z_dyn = self.motion_encoder(image)
+    flow = self.warp_to_canonical_net(z_dyn, z_id)
+    v_app = warping.warp_to_canonical(posed, z_pose, flow)
+    return dict(v_app=v_app, z_id=z_id, z_pose=z_pose, z_dyn=z_dyn)
+
+  def decode(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array, z_dyn: jax.Array
+             ) -> jax.Array:
+    flow = self.warp_from_canonical_net(z_dyn, z_id)
+    posed = warping.warp_from_canonical(v_app, z_pose, flow)
+    return self.renderer(self.canonical_net(posed))
+
+  def __call__(self, source: jax.Array, driving: jax.Array) -> dict[str, jax.Array]:
+    latents = self.encode(source)
+    z_pose_driving, z_dyn_driving = self.encode_motion(driving)
+    image = self.decode(latents["v_app"], latents["z_id"], z_pose_driving, z_dyn_driving)
+    return dict(image=image, z_pose_driving=z_pose_driving, z_dyn_driving=z_dyn_driving, **latents)
+
+
+class _PatchGAN(nn.Module):
+  """One scale of the patch discriminator: image -> (logits `[batch, h, w, 1]`, features)."""
+
+  channels: tuple[int, ...]
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    features = []
+    x = image.astype(self.dtype)
+    for index, width in enumerate(self.channels):
+      strides = 1 if index == len(self.channels) - 1 else 2
+      x = layers.conv(width, 4, 2, strides=strides, standardize=index > 0, **kw)(x)
+      if index > 0:
+        x = layers.group_norm(width, **kw)(x)
+      x = nn.leaky_relu(x, 0.2)
+      features.append(x)
+    logits = layers.conv(1, 4, 2, standardize=False, name="logits", **kw)(x)
+    return logits.astype(jnp.float32), features
+
+
+class PatchDiscriminator(nn.Module):
+  """Multi-scale PatchGAN: image `[batch, H, W, 3]` -> one (logits, features) pair per scale.
+
+  Scale k sees the image average-pooled k times by 2. Logits `[batch, h_k, w_k, 1]` are raw scores
+  for the hinge loss; features (one per layer) serve feature matching.
+  """
+
+  channels: tuple[int, ...] = (64, 128, 256, 512)
+  num_scales: int = 3
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @classmethod
+  def from_variant(cls, variant: str | FaceLatentConfig, dtype: Dtype = jnp.float32,
+                   param_dtype: Dtype = jnp.float32) -> PatchDiscriminator:
+    cfg = make_config(variant)
+    return cls(tuple(cfg.disc_channels), cfg.disc_scales, dtype=dtype, param_dtype=param_dtype)
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> list[tuple[jax.Array, list[jax.Array]]]:
+    outputs = []
+    for scale in range(self.num_scales):
+      if scale > 0:
+        image = layers.avg_pool(image, (2, 2))
+      outputs.append(_PatchGAN(tuple(self.channels), dtype=self.dtype,
+                               param_dtype=self.param_dtype, name=f"scale_{scale}")(image))
+    return outputs
+
+
+def count_params(params: Any) -> int:
+  """Number of scalars in a parameter tree (works on `jax.eval_shape` results too)."""
+  return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,150 @@
+"""Layers shared by the models: weight-standardised convolutions and GroupNorm residual blocks.
+
+Everything here works for 2D (`[batch, height, width, channels]`) and 3D
+(`[batch, depth, height, width, channels]`) inputs alike: the number of spatial axes is the length
+of `kernel_size`, or the `ndim` attribute of a block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+# Weight standardisation divides by the kernel's std; this keeps an all-zero kernel finite.
+_WS_EPS = 1e-8
+_SMALL_INIT = nn.initializers.variance_scaling(1e-4, "fan_in", "normal")
+
+
+def num_groups(channels: int, max_groups: int = 32) -> int:
+  """The most groups (at most `max_groups`) that divide `channels`."""
+  for groups in range(min(max_groups, channels), 0, -1):
+    if channels % groups == 0:
+      return groups
+  return 1
+
+
+def group_norm(channels: int, dtype: Dtype, param_dtype: Dtype, name: str | None = None
+               ) -> nn.GroupNorm:
+  return nn.GroupNorm(num_groups=num_groups(channels), dtype=dtype, param_dtype=param_dtype,
+                      name=name)
+
+
+class WSConv(nn.Module):
+  """Convolution with weight standardisation (Qiao et al. 2019): each output filter is scaled to
+  zero mean and unit variance over its fan-in before use, which pairs with GroupNorm for small
+  batches.
+
+  Input `[batch, *spatial, in]`, output `[batch, *spatial / strides, features]`; 'SAME' padding.
+  """
+
+  features: int
+  kernel_size: Sequence[int] = (3, 3)
+  strides: Sequence[int] | None = None
+  use_bias: bool = True
+  standardize: bool = True
+  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    ndim = len(self.kernel_size)
+    strides = tuple(self.strides) if self.strides is not None else (1,) * ndim
+    kernel = self.param("kernel", self.kernel_init,
+                        tuple(self.kernel_size) + (x.shape[-1], self.features), self.param_dtype)
+    if self.standardize:
+      # Statistics in float32: bf16 means over thousands of weights are too coarse.
+      kernel32 = kernel.astype(jnp.float32)
+      axes = tuple(range(kernel.ndim - 1))
+      mean = jnp.mean(kernel32, axis=axes, keepdims=True)
+      var = jnp.var(kernel32, axis=axes, keepdims=True)
+      kernel = (kernel32 - mean) * jax.lax.rsqrt(var + _WS_EPS)
+    spatial = "DHW"[-ndim:] if ndim <= 3 else None
+    numbers = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+    y = jax.lax.conv_general_dilated(
+        x.astype(self.dtype), kernel.astype(self.dtype), window_strides=strides, padding="SAME",
+        dimension_numbers=numbers)
+    if self.use_bias:
+      bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+def conv(features: int, kernel: int, ndim: int, *, strides: int = 1, standardize: bool = True,
+         dtype: Dtype = jnp.float32, param_dtype: Dtype = jnp.float32, name: str | None = None,
+         kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal(),
+         use_bias: bool = True) -> WSConv:
+  """A square (cubic) `WSConv` of `ndim` spatial axes."""
+  return WSConv(features=features, kernel_size=(kernel,) * ndim, strides=(strides,) * ndim,
+                standardize=standardize, dtype=dtype, param_dtype=param_dtype, name=name,
+                kernel_init=kernel_init, use_bias=use_bias)
+
+
+class ResBlock(nn.Module):
+  """Pre-activation residual block: (GroupNorm, ReLU, WS conv 3) x 2, plus a 1x1 WS conv skip when
+  the width changes. `ndim` = 2 for images, 3 for volumes.
+
+  With `cond` ([batch, dims]) the second GroupNorm is adaptive: its scale and shift come from a
+  dense layer on `cond`, initialised small so the block starts close to an unconditioned one while
+  `cond` still receives gradients from the first step.
+  """
+
+  features: int
+  ndim: int = 2
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    in_features = x.shape[-1]
+    h = nn.relu(group_norm(in_features, **kw)(x))
+    h = conv(self.features, 3, self.ndim, **kw)(h)
+    if cond is None:
+      h = group_norm(self.features, **kw)(h)
+    else:
+      h = nn.GroupNorm(num_groups=num_groups(self.features), use_scale=False, use_bias=False,
+                       **kw)(h)
+      style = nn.Dense(2 * self.features, kernel_init=_SMALL_INIT, name="adaptive_norm",
+                       **kw)(cond.astype(self.dtype))
+      scale, shift = jnp.split(style, 2, axis=-1)
+      expand = (slice(None),) + (None,) * self.ndim + (slice(None),)
+      h = h * (1.0 + scale[expand]) + shift[expand]
+    h = conv(self.features, 3, self.ndim, **kw)(nn.relu(h))
+    if in_features != self.features:
+      x = conv(self.features, 1, self.ndim, name="skip", **kw)(x)
+    return x.astype(h.dtype) + h
+
+
+class ResBlock2D(ResBlock):
+  """`ResBlock` on `[batch, height, width, channels]`."""
+
+  ndim: int = 2
+
+
+class ResBlock3D(ResBlock):
+  """`ResBlock` on `[batch, depth, height, width, channels]`."""
+
+  ndim: int = 3
+
+
+def avg_pool(x: jax.Array, factors: Sequence[int]) -> jax.Array:
+  """Average pooling by integer `factors`, one per spatial axis of `[batch, *spatial, channels]`."""
+  factors = tuple(factors)
+  if all(f == 1 for f in factors):
+    return x
+  return nn.avg_pool(x, factors, strides=factors)
+
+
+def upsample(x: jax.Array, factors: Sequence[int]) -> jax.Array:
+  """Nearest-neighbour upsampling by integer `factors`, one per spatial axis."""
+  for axis, factor in enumerate(factors, start=1):
+    if factor > 1:
+      x = jnp.repeat(x, factor, axis=axis)
+  return x
