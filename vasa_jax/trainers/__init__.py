@@ -10,6 +10,7 @@ from vasa_jax.errors import UserError
 # config.task -> module with `make_task(config)` (a `common.Task`) and `train(config, workdir)`.
 TASKS = {
     "reference_autoencoder": "vasa_jax.trainers.reference",
+    "face_latent": "vasa_jax.trainers.face_latent",
 }
 
 

@@ -1,0 +1,42 @@
+"""Stage 1 at the paper's size: 512x512, appearance volume 96x16x64x64, on prepared VoxCeleb2.
+
+  vasa prepare --input VoxCeleb2/dev/mp4 --output PREPARED --resolution 512
+  vasa train --config experiments/face_latent/vox2_512.py --workdir runs/face_512 \
+      --config.data.data_dir=PREPARED --config.losses.vgg19_path=vgg19.safetensors \
+      --config.losses.arcface_path=arcface_r50.safetensors
+
+The MegaPortraits recipe METHOD.md gives: AdamW, cosine schedule 2e-4 to 1e-6, batch 16, 300K steps.
+"""
+
+import ml_collections
+
+from vasa_jax.configs import parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, variant="paper")
+  config = ml_collections.ConfigDict()
+  config.task = "face_latent"
+  config.seed = 0
+  config.model = ml_collections.ConfigDict(dict(variant=arg.variant))
+  config.data = ml_collections.ConfigDict(
+      dict(data_dir="", dataset="talking_videos", worker_count=8))
+  config.losses = ml_collections.ConfigDict(dict(
+      vgg19_path="", arcface_path="",
+      weights=ml_collections.ConfigDict(dict(
+          l1=10.0, perceptual=20.0, adversarial=1.0, feature_matching=40.0, contrastive=2.0,
+          consistency=10.0, cross_identity=4.0))))
+  config.batch_size = 16
+  config.total_steps = 300_000
+  config.grad_accum_steps = 1
+  config.compute_dtype = "bfloat16"
+  config.optimizer = ml_collections.ConfigDict(
+      dict(name="adamw", b1=0.5, b2=0.999, eps=1e-8, weight_decay=1e-2))
+  config.schedule = ml_collections.ConfigDict(
+      dict(name="cosine", peak_value=2e-4, end_value=1e-6, warmup_steps=1000, decay_steps=0))
+  config.grad_clip_norm = 1.0
+  config.ema_decay = 0.999
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
+  config.log_every = 100
+  config.checkpoint = ml_collections.ConfigDict(dict(every=5000, keep=3, async_save=True))
+  return config

@@ -1,0 +1,184 @@
+"""Stage 1: the face latent space, trained on the trainer core (`common.train`).
+
+One step updates the generator (the face latent model) and the multi-scale patch discriminator
+together: the loss is the sum of the generator's weighted losses, in which the discriminator's
+parameters are held fixed, and the discriminator's hinge loss, in which the generated images are held
+fixed; so each network's gradient is exactly that of its own objective. Per example (a source and a
+driving frame of one clip, and a frame of another identity; `pipelines.FaceFrameTriplets`):
+  * reconstruction: the source's appearance and identity driven by the driving frame's pose and
+    dynamics must give the driving frame (L1, and perceptual VGG19 when weights are configured);
+  * adversarial hinge loss and feature matching on that reconstruction;
+  * contrastive (CosFace) on the dynamics codes: the driving frame's z_dyn against z_dyn re-encoded
+    from the reconstruction, the other examples' as negatives;
+  * VASA-1's pose/dynamics transfer consistency: D(V_j, id_j, pose_i, dyn_j) = D(V_i, id_i, pose_i,
+    dyn_j) for frames i (source) and j (driving) of one clip;
+  * VASA-1's cross-identity loss: the source driven by another person's motion keeps the source's
+    face-recognition features (only when ArcFace weights are configured).
+A loss whose pretrained network is not configured is off, and the log says so.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vasa_jax.data import pipelines
+from vasa_jax.errors import UserError
+from vasa_jax.losses import adversarial, consistency, contrastive, identity, perceptual
+from vasa_jax.models.face_latent import networks
+from vasa_jax.trainers import common
+
+LOSS_NAMES = ("l1", "perceptual", "adversarial", "feature_matching", "contrastive", "consistency",
+              "cross_identity")
+
+
+def to_signed(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def psnr(pred: jax.Array, target: jax.Array) -> jax.Array:
+  """PSNR in dB of images in [-1, 1], averaged over the batch."""
+  mse = jnp.mean(((pred - target) / 2.0) ** 2, axis=(1, 2, 3))
+  return jnp.mean(-10.0 * jnp.log10(mse + 1e-10))
+
+
+class FaceLatentTask:
+  """`common.Task` of stage 1; parameters are {"generator": ..., "discriminator": ...}."""
+
+  name = "face_latent"
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    dtype = jnp.dtype(config.compute_dtype)
+    if config.model.variant not in networks.VARIANTS:
+      raise UserError(f"config.model.variant={config.model.variant!r} is unknown; use one of "
+                      f"{sorted(networks.VARIANTS)}")
+    self.model_config = networks.make_config(config.model.variant)
+    self.model = networks.FaceLatentModel(self.model_config, dtype=dtype)
+    self.discriminator = networks.PatchDiscriminator.from_variant(self.model_config, dtype=dtype)
+    self.image_size = self.model_config.image_size
+    self.weights = {name: float(config.losses.weights.get(name, 0.0)) for name in LOSS_NAMES}
+    unknown = set(config.losses.weights) - set(LOSS_NAMES)
+    if unknown:
+      raise UserError(f"config.losses.weights has unknown losses {sorted(unknown)}; known: "
+                      f"{', '.join(LOSS_NAMES)}")
+    self.vgg = perceptual.load_vgg19_or_none(config.losses.vgg19_path)
+    self.arcface = identity.load_arcface_or_none(config.losses.arcface_path)
+    if self.vgg is None:
+      self.weights["perceptual"] = 0.0
+    if self.arcface is None:
+      self.weights["cross_identity"] = 0.0
+    logging.info("Stage-1 losses on: %s", {k: v for k, v in self.weights.items() if v})
+
+  def model_summary(self) -> dict:
+    return {"name": "face_latent", "variant": self.config.model.variant,
+            "image_size": self.image_size}
+
+  def init_params(self, rng: jax.Array):
+    image = jnp.zeros((1, self.image_size, self.image_size, 3), jnp.float32)
+    generator_rng, discriminator_rng = jax.random.split(rng)
+    return {"generator": self.model.init(generator_rng, image, image)["params"],
+            "discriminator": self.discriminator.init(discriminator_rng, image)["params"]}
+
+  def _encode(self, params, image):
+    return self.model.apply({"params": params}, image, method=self.model.encode)
+
+  def _decode(self, params, latents, z_pose, z_dyn):
+    return self.model.apply({"params": params}, latents["v_app"], latents["z_id"], z_pose, z_dyn,
+                            method=self.model.decode)
+
+  def reenact(self, params, source: jax.Array, driving: jax.Array) -> jax.Array:
+    """`source`'s face with `driving`'s pose and dynamics: images in [-1, 1] -> [-1, 1]."""
+    s = self._encode(params, source)
+    d = self._encode(params, driving)
+    return self._decode(params, s, d["z_pose"], d["z_dyn"])
+
+  def loss_fn(self, params, batch, rng):
+    del rng
+    generator = params["generator"]
+    fixed_discriminator = jax.lax.stop_gradient(params["discriminator"])
+    source, driving = to_signed(batch["source"]), to_signed(batch["driving"])
+    s, d = self._encode(generator, source), self._encode(generator, driving)
+    recon = self._decode(generator, s, d["z_pose"], d["z_dyn"])
+    w = self.weights
+    losses = {"l1": perceptual.l1(recon, driving)}
+    if w["perceptual"]:
+      features_fn, variables = self.vgg
+      losses["perceptual"] = perceptual.perceptual_l1(features_fn, variables, recon, driving)
+    if w["consistency"]:
+      a = self._decode(generator, d, s["z_pose"], d["z_dyn"])
+      b = self._decode(generator, s, s["z_pose"], d["z_dyn"])
+      losses["consistency"] = consistency.transfer_consistency(a, b)
+    if w["contrastive"]:
+      _, z_dyn_again = self.model.apply({"params": generator}, recon,
+                                        method=self.model.encode_motion)
+      losses["contrastive"] = contrastive.cosface_in_batch(d["z_dyn"], z_dyn_again)
+    if w["cross_identity"]:
+      o = self._encode(generator, to_signed(batch["other"]))
+      crossed = self._decode(generator, s, o["z_pose"], o["z_dyn"])
+      embed, variables = self.arcface
+      losses["cross_identity"] = identity.cross_identity(embed, variables, crossed, source)
+    if w["adversarial"] or w["feature_matching"]:
+      fake = self.discriminator.apply({"params": fixed_discriminator}, recon)
+      real = self.discriminator.apply({"params": fixed_discriminator}, driving)
+      losses["adversarial"] = adversarial.g_hinge([logits for logits, _ in fake])
+      losses["feature_matching"] = adversarial.feature_matching(
+          [features for _, features in real], [features for _, features in fake])
+    generator_loss = sum(w[name] * value for name, value in losses.items())
+    metrics = dict(losses, generator_loss=generator_loss, psnr=psnr(recon, driving))
+    total = generator_loss
+    if w["adversarial"] or w["feature_matching"]:
+      real = self.discriminator.apply({"params": params["discriminator"]}, driving)
+      fake = self.discriminator.apply({"params": params["discriminator"]},
+                                      jax.lax.stop_gradient(recon))
+      discriminator_loss = adversarial.d_hinge([logits for logits, _ in real],
+                                               [logits for logits, _ in fake])
+      metrics["discriminator_loss"] = discriminator_loss
+      total = total + discriminator_loss
+    return total, metrics
+
+  def make_data_iterator(self, process_index: int, process_count: int, split: str = "train",
+                         augment: bool = True):
+    data = self.config.data
+    source = pipelines.open_split(data.data_dir, data.dataset, split)
+    return pipelines.global_batch_iterator(
+        source, seed=self.config.seed, global_batch_size=self.config.batch_size,
+        process_index=process_index, process_count=process_count,
+        random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=augment),
+        worker_count=data.worker_count)
+
+
+def make_task(config: ml_collections.ConfigDict) -> FaceLatentTask:
+  return FaceLatentTask(config)
+
+
+def held_out_psnr(task: FaceLatentTask, params, num_batches: int = 2, seed: int = 0) -> float:
+  """Cross-frame reconstruction PSNR (dB) on the validation split: held-out identities."""
+  data = task.config.data
+  source = pipelines.open_split(data.data_dir, data.dataset, "validation")
+  iterator = pipelines.global_batch_iterator(
+      source, seed=seed, global_batch_size=task.config.batch_size,
+      random_transform=pipelines.FaceFrameTriplets(source, task.image_size, augment=False))
+  reenact = jax.jit(task.reenact)
+  scores = []
+  for _ in range(num_batches):
+    batch = next(iterator)
+    driving = to_signed(jnp.asarray(batch["driving"]))
+    scores.append(float(psnr(reenact(params, to_signed(jnp.asarray(batch["source"])), driving),
+                             driving)))
+  return float(np.mean(scores))
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult:
+  task = make_task(config)
+  result = common.train(config, workdir, task)
+  if jax.process_index() == 0 and jax.process_count() == 1:
+    params = result.state.ema_params if result.state.ema_params is not None else result.state.params
+    logging.info("Held-out cross-frame reconstruction PSNR: %.2f dB",
+                 held_out_psnr(task, jax.device_get(params["generator"])))
+  return result
