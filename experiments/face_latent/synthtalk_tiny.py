@@ -4,15 +4,14 @@
   vasa train --config experiments/face_latent/synthtalk_tiny.py --workdir runs/face_tiny \
       --config.data.data_dir=DATA
 
-Loss weights follow MegaPortraits as METHOD.md lists them (perceptual 20, adversarial 1, feature
-matching 40, contrastive 2); the L1, consistency and cross-identity weights are our choice. The
-perceptual and cross-identity losses need converted VGG19 / ArcFace weights (config.losses.*_path)
-and are off without them.
+Loss weights: `vasa_jax.trainers.face_latent.default_losses`. The perceptual and cross-identity
+losses need converted VGG19 / ArcFace weights (config.losses.*_path) and are off without them.
 """
 
 import ml_collections
 
 from vasa_jax.configs import parse_arg
+from vasa_jax.trainers import face_latent
 
 
 def get_config(arg=None):
@@ -23,11 +22,7 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict(dict(variant=arg.variant))
   config.data = ml_collections.ConfigDict(
       dict(data_dir="", dataset="synthtalk/tiny", worker_count=0))
-  config.losses = ml_collections.ConfigDict(dict(
-      vgg19_path="", arcface_path="",
-      weights=ml_collections.ConfigDict(dict(
-          l1=10.0, perceptual=20.0, adversarial=1.0, feature_matching=40.0, contrastive=2.0,
-          consistency=10.0, cross_identity=4.0))))
+  config.losses = face_latent.default_losses()
   config.batch_size = 8
   config.total_steps = 20 if arg.runlocal else 2000
   config.grad_accum_steps = 1

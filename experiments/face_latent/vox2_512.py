@@ -11,6 +11,7 @@ The MegaPortraits recipe METHOD.md gives: AdamW, cosine schedule 2e-4 to 1e-6, b
 import ml_collections
 
 from vasa_jax.configs import parse_arg
+from vasa_jax.trainers import face_latent
 
 
 def get_config(arg=None):
@@ -21,11 +22,7 @@ def get_config(arg=None):
   config.model = ml_collections.ConfigDict(dict(variant=arg.variant))
   config.data = ml_collections.ConfigDict(
       dict(data_dir="", dataset="talking_videos", worker_count=8))
-  config.losses = ml_collections.ConfigDict(dict(
-      vgg19_path="", arcface_path="",
-      weights=ml_collections.ConfigDict(dict(
-          l1=10.0, perceptual=20.0, adversarial=1.0, feature_matching=40.0, contrastive=2.0,
-          consistency=10.0, cross_identity=4.0))))
+  config.losses = face_latent.default_losses()
   config.batch_size = 16
   config.total_steps = 300_000
   config.grad_accum_steps = 1

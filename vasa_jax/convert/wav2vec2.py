@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from vasa_jax.convert.common import flatten, unflatten
+from vasa_jax.convert.common import flatten, read_safetensors, unflatten
 from vasa_jax.errors import UserError
 from vasa_jax.models.audio import wav2vec2 as w2v
 
@@ -290,24 +290,9 @@ def _pos_conv_weight(take, require, module: str) -> np.ndarray:
 
 
 def _read_saved(path: str | pathlib.Path) -> tuple[dict[str, str], PyTree]:
-  from safetensors import safe_open
-
-  path = pathlib.Path(path).expanduser()
-  if not path.is_file():
-    raise UserError(f"converted Wav2Vec2 weights {path} do not exist; fix: write them with "
-                    "vasa_jax.convert.wav2vec2.convert(hf_folder, out_path)")
-  try:
-    with safe_open(str(path), framework="numpy") as f:
-      metadata = dict(f.metadata() or {})
-      flat = {key: f.get_tensor(key) for key in f.keys()}
-  except Exception as e:  # safetensors raises its own error types for damaged files.
-    raise UserError(f"cannot read {path} as safetensors ({e}); fix: convert the checkpoint "
-                    "again") from None
-  if metadata.get("format") != _FORMAT:
-    raise UserError(f"{path} was not written by vasa_jax.convert.wav2vec2; fix: convert the "
-                    "Hugging Face folder with convert(hf_folder, out_path)")
+  metadata, flat = read_safetensors(path, _FORMAT, "Wav2Vec2",
+                                    "wav2vec2.convert(hf_folder, out_path)")
   return metadata, unflatten(flat)
-
 
 def _check_shapes(params: PyTree, config: w2v.Wav2Vec2Config, path: pathlib.Path) -> None:
   expected = {k: tuple(v.shape) for k, v in flatten(w2v.init_shapes(config)).items()}

@@ -36,6 +36,20 @@ LOSS_NAMES = ("l1", "perceptual", "adversarial", "feature_matching", "contrastiv
               "cross_identity")
 
 
+def default_losses() -> ml_collections.ConfigDict:
+  """`config.losses` of stage-1 experiments: weight-file paths (empty: that loss is off) and weights.
+
+  Perceptual 20, adversarial 1, feature matching 40 and contrastive 2 are MegaPortraits' weights as
+  METHOD.md gives them; L1 10, consistency 10 and cross-identity 4 (METHOD.md's face-network weight)
+  are our choice.
+  """
+  return ml_collections.ConfigDict(dict(
+      vgg19_path="", arcface_path="",
+      weights=ml_collections.ConfigDict(dict(
+          l1=10.0, perceptual=20.0, adversarial=1.0, feature_matching=40.0, contrastive=2.0,
+          consistency=10.0, cross_identity=4.0))))
+
+
 def to_signed(images: jax.Array) -> jax.Array:
   """uint8 [0, 255] -> float32 [-1, 1]."""
   return images.astype(jnp.float32) / 127.5 - 1.0
