@@ -25,3 +25,32 @@ def test_config_loads_and_full_size_model_evaluates_shapes(path):
   print(f"{path.name}: {config.task} {task.model_summary()} {count:,} parameters")
   assert count > 0
   assert config.batch_size % config.get("grad_accum_steps", 1) == 0
+
+
+def _sweeps():
+  for path in CONFIG_FILES:
+    module = configs.load_module(str(path))
+    if hasattr(module, "sweep"):
+      yield path
+
+
+@pytest.mark.parametrize("path", list(_sweeps()), ids=lambda p: str(p.relative_to(EXPERIMENTS)))
+def test_sweep_members_are_valid_overrides(path):
+  members = configs.sweep_overrides(str(path))
+  assert len(members) == len({tuple(m) for m in members}) > 1  # Distinct members.
+  for overrides in members:
+    config = configs.load_config(str(path), overrides)
+    for override in overrides:
+      key, _, value = override[len("--config."):].partition("=")
+      node = config
+      for part in key.split("."):
+        node = node[part]
+      assert str(node) == value or float(node) == float(value)
+
+
+def test_stage1_sweep_ablates_the_two_vasa_losses():
+  members = configs.sweep_overrides(str(EXPERIMENTS / "face_latent" / "synthtalk_128.py"))
+  weights = [configs.load_config(str(EXPERIMENTS / "face_latent" / "synthtalk_128.py"),
+                                 m).losses.weights for m in members]
+  assert {(w.consistency > 0, w.cross_identity > 0) for w in weights} == {
+      (True, True), (False, True), (True, False), (False, False)}

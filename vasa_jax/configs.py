@@ -49,9 +49,9 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   return result
 
 
-def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """Loads `FILE[:ARG]`, applies `--config.key=value` overrides and returns a locked config."""
-  path, _, arg = spec.partition(":")
+def load_module(spec: str):
+  """The Python module of a config file `FILE[:ARG]` (the argument is ignored)."""
+  path = spec.partition(":")[0]
   file = pathlib.Path(path)
   if not file.is_file():
     raise UserError(f"config file not found: {path} (give a file under experiments/, e.g. "
@@ -67,6 +67,13 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     raise
   except Exception as e:  # A broken config file is the user's to fix: say where.
     raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}") from e
+  return module
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Loads `FILE[:ARG]`, applies `--config.key=value` overrides and returns a locked config."""
+  path, _, arg = spec.partition(":")
+  module = load_module(spec)
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path} has no get_config(arg) function")
   config = module.get_config(arg) if arg else module.get_config()
@@ -76,6 +83,26 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
   for override in overrides:
     apply_override(config, override)
   return config
+
+
+def sweep_overrides(spec: str) -> list[list[str]]:
+  """The members of a config file's `sweep()` (a list of {key: value}) as override lists."""
+  module = load_module(spec)
+  if not hasattr(module, "sweep"):
+    raise UserError(f"config file {spec.partition(':')[0]} has no sweep() function")
+  return [[f"{OVERRIDE_PREFIX}{key}={value}" for key, value in member.items()]
+          for member in module.sweep()]
+
+
+def sweep_member_name(overrides: Sequence[str]) -> str:
+  """A folder name for one sweep member: its overrides, or "base" for none."""
+  if not overrides:
+    return "base"
+  parts = []
+  for override in overrides:
+    key, _, value = override[len(OVERRIDE_PREFIX):].partition("=")
+    parts.append(f"{key.split('.')[-1]}{value}")
+  return "-".join(parts).replace("/", "_")
 
 
 def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
@@ -152,3 +179,16 @@ def write_json(config: ml_collections.ConfigDict, path: str | os.PathLike) -> No
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(to_json(config) + "\n")
   os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """The config a run wrote with `write_json` (its workdir's `config.json`), locked."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise UserError(f"{path} not found: give the workdir of a training run (it holds config.json)")
+  try:
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path} is not valid JSON ({e}); restore it from the run's config file") from e
+  config.lock()
+  return config

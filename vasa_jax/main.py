@@ -53,6 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
       epilog=OVERRIDES_EPILOG)
   _add_run_arguments(train)
   train.set_defaults(handler=None)
+  evaluate = subparsers.add_parser(
+      "evaluate", help="run the evaluators of a trained workdir (config.evals) on a checkpoint",
+      description="Runs the evaluators of a training run's config (its workdir's config.json, "
+      "with --config.* overrides, e.g. --config.evals.transfer.probe_workdir=DIR) on its latest "
+      "checkpoint, prints the scores and writes them to WORKDIR/eval/step_<N>.json.",
+      epilog=OVERRIDES_EPILOG)
+  evaluate.add_argument("--workdir", required=True, help="the training run's output folder")
+  evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  evaluate.add_argument("--evals", default="", metavar="NAME[,NAME]",
+                        help="only these entries of config.evals (default: all)")
+  evaluate.set_defaults(handler=None)
+  sweep = subparsers.add_parser(
+      "sweep", help="list (or run, one after another) the members of a config's sweep()",
+      description="Each member of the config file's sweep() is a set of overrides; member M "
+      "trains in WORKDIR/M. Without --run, prints one `vasa train` command per member (to hand to "
+      "a job launcher). --config.* overrides given here apply to every member.",
+      epilog=OVERRIDES_EPILOG)
+  sweep.add_argument("--config", required=True, metavar="FILE[:ARG]")
+  sweep.add_argument("--workdir", required=True, help="parent folder of the members' workdirs")
+  sweep.add_argument("--run", action="store_true", help="train the members here, in order")
+  sweep.set_defaults(handler=None)
   from vasa_jax.data import audio_features, prepare
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
 
@@ -106,6 +127,57 @@ def _run_task(args: argparse.Namespace, overrides: list[str]) -> int:
   return 0
 
 
+def _run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
+  import pathlib
+  import shlex
+
+  from absl import flags
+
+  from vasa_jax import configs, trainers
+
+  flags.FLAGS.mark_as_parsed()
+  members = configs.sweep_overrides(args.config)
+  plans = []
+  for member in members:
+    config = configs.load_config(args.config, overrides + member)  # Checks every member first.
+    workdir = pathlib.Path(args.workdir) / configs.sweep_member_name(member)
+    plans.append((config, workdir, member))
+    print(shlex.join(["vasa", "train", "--config", args.config, "--workdir", str(workdir),
+                      *overrides, *member]))
+  if args.run:
+    for config, workdir, _ in plans:
+      logging.info("Sweep member %s", workdir)
+      trainers.get_trainer(config.task).train(config, workdir)
+  return 0
+
+
+def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
+  import pathlib
+
+  from absl import flags
+
+  from vasa_jax import configs, evaluators, trainers
+  from vasa_jax.trainers import common
+
+  flags.FLAGS.mark_as_parsed()
+  workdir = pathlib.Path(args.workdir)
+  config = configs.read_json(workdir / "config.json")
+  for override in overrides:
+    configs.apply_override(config, override)
+  task = trainers.get_trainer(config.task).make_task(config)
+  trained = common.load_trained(workdir, task, config, args.step)
+  only = [name for name in args.evals.split(",") if name]
+  scheduled = evaluators.make_evaluators(config, task, only=only or None)
+  if not scheduled:
+    raise UserError(f"{workdir / 'config.json'} configures no evaluators (config.evals is empty)")
+  scores = evaluators.run_evaluators(scheduled, trained.params, trained.step, workdir)
+  width = max(len(name) for name in scores)
+  print(f"step {trained.step} of {workdir}:")
+  for name, value in scores.items():
+    print(f"  {name:<{width}}  {value:.4f}")
+  return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
@@ -123,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       if overrides:
         raise UserError(f"{args.command} takes no --config.* overrides (got {overrides[0]})")
       return args.handler(args)
+    if args.command == "evaluate":
+      return _run_evaluate(args, overrides)
+    if args.command == "sweep":
+      return _run_sweep(args, overrides)
     return _run_task(args, overrides)
   except UserError as e:
     print(f"vasa: error: {e}", file=sys.stderr)

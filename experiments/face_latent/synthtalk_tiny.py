@@ -3,6 +3,7 @@
   vasa synthtalk build --config tiny --data_dir DATA
   vasa train --config experiments/face_latent/synthtalk_tiny.py --workdir runs/face_tiny \
       --config.data.data_dir=DATA
+  vasa evaluate --workdir runs/face_tiny
 
 Loss weights: `vasa_jax.trainers.face_latent.default_losses`. The perceptual and cross-identity
 losses need converted VGG19 / ArcFace weights (config.losses.*_path) and are off without them.
@@ -19,7 +20,7 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.task = "face_latent"
   config.seed = 0
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant))
+  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, remat=False))
   config.data = ml_collections.ConfigDict(
       dict(data_dir="", dataset="synthtalk/tiny", worker_count=0))
   config.losses = face_latent.default_losses()
@@ -36,4 +37,8 @@ def get_config(arg=None):
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
   config.log_every = 5 if arg.runlocal else 50
   config.checkpoint = ml_collections.ConfigDict(dict(every=500, keep=3, async_save=True))
+  # SynthTalk tiny's validation split has 8 clips of 2 identities.
+  config.evals = face_latent.default_evals(every=0 if arg.runlocal else 500, num_examples=16)
+  config.evals.reenactment.identities = 2
+  config.evals.transfer.num_pairs = 16
   return config

@@ -19,7 +19,7 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.task = "face_latent"
   config.seed = 0
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant))
+  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, remat=False))
   config.data = ml_collections.ConfigDict(
       dict(data_dir="", dataset="talking_videos", worker_count=8))
   config.losses = face_latent.default_losses()
@@ -36,4 +36,6 @@ def get_config(arg=None):
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
   config.log_every = 100
   config.checkpoint = ml_collections.ConfigDict(dict(every=5000, keep=3, async_save=True))
+  # `vasa prepare` puts a share of the identities in "validation" (held out by identity).
+  config.evals = face_latent.default_evals(every=10_000, num_examples=256, synthtalk=False)
   return config

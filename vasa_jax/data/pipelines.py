@@ -98,12 +98,19 @@ def open_split(data_dir: str, name: str, split: str):
   elif dataset == "synthtalk":
     from vasa_jax.data.synthtalk import builder as synthtalk
 
-    if config not in synthtalk.CONFIGS:
-      raise UserError(f"unknown SynthTalk config {config!r}; known: {sorted(synthtalk.CONFIGS)}")
-    data_builder = synthtalk.builder(config, data_dir=data_dir)
+    synthtalk_config = synthtalk.config_from_name(config)
+    if synthtalk_config is None:
+      raise UserError(f"unknown SynthTalk config {config!r}; known: {sorted(synthtalk.CONFIGS)}, "
+                      "or a custom one by its name (r<resolution>_n<train>_<validation>_<test>"
+                      "_s<seed>)")
+    data_builder = synthtalk.builder(config=synthtalk_config, data_dir=data_dir)
     if not data_builder.is_prepared():
+      how = (f"--config {config}" if config in synthtalk.CONFIGS else
+             f"--resolution {synthtalk_config.resolution} --clips "
+             f"{' '.join(str(n) for n in synthtalk_config.split_clips.values())} "
+             f"--seed {synthtalk_config.seed}")
       raise UserError(f"dataset {name} is not built in {data_dir}; build it with: vasa synthtalk "
-                      f"build --config {config} --data_dir {data_dir}")
+                      f"build {how} --data_dir {data_dir}")
   else:
     raise UserError(f"unknown dataset {name!r}; use synthtalk/<config> or talking_videos")
   if split not in data_builder.info.splits:

@@ -16,7 +16,7 @@ import shutil
 import numpy as np
 import tensorflow_datasets as tfds
 
-from vasa_jax.data import prepare, schema
+from vasa_jax.data import prepare, schema, tfds_compat
 
 
 class TalkingVideos(tfds.core.GeneratorBasedBuilder):
@@ -26,6 +26,11 @@ class TalkingVideos(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "First release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = ("Prepare the videos with `vasa prepare --input RAW --output DIR`; "
                                   "DIR is the manual folder.")
+
+  def download_and_prepare(self, *args, **kwargs):
+    # Splits over 1 GB spill to disk through TensorFlow's file API; see `tfds_compat`.
+    with tfds_compat.spill_without_tensorflow():
+      return super().download_and_prepare(*args, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(builder=self, description=__doc__,

@@ -11,6 +11,7 @@ from vasa_jax.errors import UserError
 TASKS = {
     "reference_autoencoder": "vasa_jax.trainers.reference",
     "face_latent": "vasa_jax.trainers.face_latent",
+    "synthtalk_probe": "vasa_jax.trainers.synthtalk_probe",
 }
 
 

@@ -9,9 +9,12 @@ Read top to bottom, `train` does this:
      clipping and the optimizer from `config.optimizer` / `config.schedule`, an optional EMA of the
      parameters, the step's RNG folded from the seed and the step number;
   4. writes metrics to TensorBoard and `metrics.jsonl`, saves checkpoints every `config.checkpoint.every`
-     steps, at the end and on SIGTERM/SIGINT, and stops on a non-finite loss or gradient.
+     steps, at the end and on SIGTERM/SIGINT, and stops on a non-finite loss or gradient;
+  5. runs the evaluators of `config.evals` (`vasa_jax.evaluators`) every `every` steps and after the last
+     one, on the EMA parameters when there are any.
 
-A stage supplies a `Task`: how to initialise its parameters, its loss, and its data iterator.
+A stage supplies a `Task`: how to initialise its parameters, its loss, and its data iterator (plus
+whatever its evaluators call, e.g. `reenact` and `eval_examples` for stage 1).
 """
 
 from __future__ import annotations
@@ -376,6 +379,54 @@ class Checkpointer:
     self.manager.close()
 
 
+@dataclasses.dataclass
+class Trained:
+  """A trained model read back from a workdir by `load_trained`."""
+
+  config: ml_collections.ConfigDict
+  params: PyTree  # EMA parameters when the run kept them.
+  step: int
+  workdir: pathlib.Path
+
+
+def load_trained(workdir: str | os.PathLike, task: Task, config: ml_collections.ConfigDict,
+                 step: int | None = None) -> Trained:
+  """The parameters of `workdir`'s checkpoint (the latest by default) on this process's devices.
+
+  The checkpoint must be one of `task` with the parameter layout `task.init_params` gives; otherwise
+  the error names the first difference. Only the parameters (EMA ones when present) are returned.
+  """
+  import orbax.checkpoint as ocp
+
+  workdir = pathlib.Path(workdir).absolute()
+  directory = workdir / "checkpoints"
+  steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if \
+      directory.is_dir() else []
+  if not steps:
+    raise UserError(f"no checkpoint in {directory}: train first (vasa train --config ... "
+                    f"--workdir {workdir})")
+  step = steps[-1] if step is None else int(step)
+  if step not in steps:
+    raise UserError(f"no checkpoint of step {step} in {directory}; it has steps {steps}")
+  abstract_params = jax.eval_shape(task.init_params, jax.random.key(0))
+  meta = json.loads((directory / str(step) / "meta" / "metadata").read_text()) \
+      if (directory / str(step) / "meta" / "metadata").is_file() else None
+  if meta is not None:
+    expected = {"task": task.name, "model": task.model_summary(),
+                "param_shapes": param_shapes(abstract_params),
+                "state_shapes": meta.get("state_shapes", {})}
+    check_same_model(meta, expected, workdir)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  with ocp.StandardCheckpointer() as checkpointer:
+    path = directory / str(step) / "state"
+    metadata = checkpointer.metadata(path).item_metadata
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          metadata)
+    state = checkpointer.restore(path, target)
+  params = state.get("ema_params") or state["params"]
+  return Trained(config=config, params=params, step=step, workdir=workdir)
+
+
 def check_same_model(meta: dict, expected: dict, workdir: pathlib.Path) -> None:
   """Refuses to resume from a checkpoint of another task, model or optimizer state layout."""
   fix = (f"use a new --workdir, or train with the config that wrote it "
@@ -441,6 +492,11 @@ class MetricWriter:
     self._file.write(json.dumps(record) + "\n")
     for name, value in scalars.items():
       self._tb.add_scalar(name, float(value), step)
+
+  def write_image(self, step: int, name: str, image: np.ndarray) -> None:
+    """An image [H, W, 3] in [0, 1] to TensorBoard."""
+    if self.enabled:
+      self._tb.add_image(name, np.clip(image, 0, 1), step, dataformats="HWC")
 
   def close(self) -> None:
     if self._file:
@@ -545,6 +601,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
   if is_chief:
     configs.write_json(config, workdir / "config.json")
 
+  from vasa_jax import evaluators as evaluators_lib  # Evaluators may import task modules.
+
+  evaluators = evaluators_lib.make_evaluators(config, task)
   data_sharding = batch_sharding(mesh)
   train_step = jax.jit(
       make_train_step(task, tx, schedule, mesh, accum, ema_decay),
@@ -605,6 +664,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
           if not bool(metrics["finite"]):
             diverged(step, metrics)
           save(step, state)
+        due = [e for e in evaluators if not stop and e.due(step, total_steps)]
+        if due:
+          eval_start = time.perf_counter()
+          evaluators_lib.run_evaluators(
+              due, state.ema_params if state.ema_params is not None else state.params, step,
+              workdir, writer, write_files=is_chief)
+          if interval_start is not None:  # Evaluation time is not training time.
+            interval_start += time.perf_counter() - eval_start
         result.final_step = step
         if stop:
           checkpointer.wait()

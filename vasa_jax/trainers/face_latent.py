@@ -50,6 +50,22 @@ def default_losses() -> ml_collections.ConfigDict:
           consistency=10.0, cross_identity=4.0))))
 
 
+def default_evals(every: int = 1000, num_examples: int = 64, synthtalk: bool = True
+                  ) -> ml_collections.ConfigDict:
+  """`config.evals` of stage-1 experiments (see `vasa_jax.evaluators`); `every` 0: only at the end
+  of training and by `vasa evaluate`. The SynthTalk transfer evaluator needs SynthTalk data and
+  a probe (`probe_workdir`); without a probe it reports image errors only."""
+  evals = dict(
+      heldout=dict(type="reconstruction", split="validation", num_examples=num_examples,
+                   every=every),
+      reenactment=dict(type="reenactment_grid", split="validation", identities=4, driving=6,
+                       every=every))
+  if synthtalk:
+    evals["transfer"] = dict(type="synthtalk_transfer", split="validation",
+                             num_pairs=num_examples, probe_workdir="", every=every)
+  return ml_collections.ConfigDict(evals)
+
+
 def to_signed(images: jax.Array) -> jax.Array:
   """uint8 [0, 255] -> float32 [-1, 1]."""
   return images.astype(jnp.float32) / 127.5 - 1.0
@@ -73,7 +89,8 @@ class FaceLatentTask:
       raise UserError(f"config.model.variant={config.model.variant!r} is unknown; use one of "
                       f"{sorted(networks.VARIANTS)}")
     self.model_config = networks.make_config(config.model.variant)
-    self.model = networks.FaceLatentModel(self.model_config, dtype=dtype)
+    self.model = networks.FaceLatentModel(self.model_config, dtype=dtype,
+                                          remat=bool(config.model.get("remat", False)))
     self.discriminator = networks.PatchDiscriminator.from_variant(self.model_config, dtype=dtype)
     self.image_size = self.model_config.image_size
     self.weights = {name: float(config.losses.weights.get(name, 0.0)) for name in LOSS_NAMES}
@@ -107,10 +124,29 @@ class FaceLatentTask:
                             method=self.model.decode)
 
   def reenact(self, params, source: jax.Array, driving: jax.Array) -> jax.Array:
-    """`source`'s face with `driving`'s pose and dynamics: images in [-1, 1] -> [-1, 1]."""
-    s = self._encode(params, source)
-    d = self._encode(params, driving)
-    return self._decode(params, s, d["z_pose"], d["z_dyn"])
+    """`source`'s face with `driving`'s pose and dynamics: images in [-1, 1] -> [-1, 1].
+
+    `params` is the task's parameter tree ({"generator": ..., "discriminator": ...}).
+    """
+    generator = params["generator"]
+    s = self._encode(generator, source)
+    z_pose, z_dyn = self.model.apply({"params": generator}, driving,
+                                     method=self.model.encode_motion)
+    return self._decode(generator, s, z_pose, z_dyn)
+
+  def eval_examples(self, split: str, num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`num_examples` source/driving/other triplets of `split` without augmentation: the same on
+    every call and in every process (`pipelines.FaceFrameTriplets`)."""
+    data = self.config.data
+    source = pipelines.open_split(data.data_dir, data.dataset, split)
+    iterator = pipelines.global_batch_iterator(
+        source, seed=seed, global_batch_size=num_examples,
+        random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=False))
+    return next(iterator)
+
+  def open_split(self, split: str):
+    data = self.config.data
+    return pipelines.open_split(data.data_dir, data.dataset, split)
 
   def loss_fn(self, params, batch, rng):
     del rng
@@ -171,28 +207,6 @@ def make_task(config: ml_collections.ConfigDict) -> FaceLatentTask:
   return FaceLatentTask(config)
 
 
-def held_out_psnr(task: FaceLatentTask, params, num_batches: int = 2, seed: int = 0) -> float:
-  """Cross-frame reconstruction PSNR (dB) on the validation split: held-out identities."""
-  data = task.config.data
-  source = pipelines.open_split(data.data_dir, data.dataset, "validation")
-  iterator = pipelines.global_batch_iterator(
-      source, seed=seed, global_batch_size=task.config.batch_size,
-      random_transform=pipelines.FaceFrameTriplets(source, task.image_size, augment=False))
-  reenact = jax.jit(task.reenact)
-  scores = []
-  for _ in range(num_batches):
-    batch = next(iterator)
-    driving = to_signed(jnp.asarray(batch["driving"]))
-    scores.append(float(psnr(reenact(params, to_signed(jnp.asarray(batch["source"])), driving),
-                             driving)))
-  return float(np.mean(scores))
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult:
-  task = make_task(config)
-  result = common.train(config, workdir, task)
-  if jax.process_index() == 0 and jax.process_count() == 1:
-    params = result.state.ema_params if result.state.ema_params is not None else result.state.params
-    logging.info("Held-out cross-frame reconstruction PSNR: %.2f dB",
-                 held_out_psnr(task, jax.device_get(params["generator"])))
-  return result
+  """Trains stage 1; `config.evals` run during training and after the last step."""
+  return common.train(config, workdir, make_task(config))

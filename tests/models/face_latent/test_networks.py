@@ -35,7 +35,7 @@ def _sub(params, name):
 
 
 def test_variants_table():
-  assert set(networks.VARIANTS) == {"tiny", "base", "paper"}
+  assert set(networks.VARIANTS) == {"tiny", "small", "base", "paper"}
   paper = networks.face_latent_config("paper")
   assert (paper["image_size"], paper["volume_channels"], paper["volume_depth"],
           paper["volume_size"]) == (512, 96, 16, 64)
@@ -159,7 +159,25 @@ def test_weight_standardised_conv_is_scale_invariant():
   np.testing.assert_allclose(apply(variables, x), apply(scaled, x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("variant, low, high", [("base", 30e6, 150e6), ("paper", 120e6, 300e6)])
+def test_remat_gives_the_same_values_and_gradients(tiny_model):
+  """Rematerialisation changes what the backward pass stores, never what it computes."""
+  _, params = tiny_model
+  source, driving = _images(7), _images(8)
+
+  def loss(model):
+    def fn(params):
+      return jnp.mean(jnp.abs(model.apply(params, source, driving)["image"] - driving))
+    return jax.jit(jax.value_and_grad(fn))(params)
+
+  value, grads = loss(networks.FaceLatentModel(TINY))
+  remat_value, remat_grads = loss(networks.FaceLatentModel(TINY, remat=True))
+  np.testing.assert_allclose(remat_value, value, rtol=1e-5)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6),
+                         remat_grads, grads)
+
+
+@pytest.mark.parametrize("variant, low, high", [("small", 0.5e6, 5e6), ("base", 30e6, 150e6),
+                                                ("paper", 120e6, 300e6)])
 def test_parameter_counts_by_eval_shape(variant, low, high):
   cfg = networks.make_config(variant)
   image = jax.ShapeDtypeStruct((1, cfg.image_size, cfg.image_size, 3), jnp.float32)

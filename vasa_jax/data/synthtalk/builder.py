@@ -14,10 +14,11 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import re
 
 import tensorflow_datasets as tfds
 
-from vasa_jax.data import schema
+from vasa_jax.data import schema, tfds_compat
 from vasa_jax.data.synthtalk import clip as clip_lib
 
 
@@ -56,6 +57,21 @@ def custom_config(resolution: int, train_clips: int, validation_clips: int, test
       test_clips=test_clips, seed=seed, description="custom size")
 
 
+_CUSTOM_NAME = re.compile(r"r(\d+)_n(\d+)_(\d+)_(\d+)_s(\d+)")
+
+
+def config_from_name(name: str) -> SynthTalkConfig | None:
+  """The config called `name`: a registered one, or a custom one by its name (as `custom_config`
+  names them, e.g. "r128_n480_48_0_s0"); None when `name` is neither."""
+  if name in CONFIGS:
+    return CONFIGS[name]
+  match = _CUSTOM_NAME.fullmatch(name)
+  if match is None:
+    return None
+  resolution, train, validation, test, seed = map(int, match.groups())
+  return custom_config(resolution, train, validation, test, seed=seed)
+
+
 def _make_clip(args):
   seed, split, index, spec = args
   return index, clip_lib.generate_clip(seed, split, index, spec)
@@ -71,6 +87,11 @@ class SynthTalk(tfds.core.GeneratorBasedBuilder):
   def __init__(self, *, workers: int | None = None, **kwargs):
     self._workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
     super().__init__(**kwargs)
+
+  def download_and_prepare(self, *args, **kwargs):
+    # Splits over 1 GB spill to disk through TensorFlow's file API; see `tfds_compat`.
+    with tfds_compat.spill_without_tensorflow():
+      return super().download_and_prepare(*args, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(

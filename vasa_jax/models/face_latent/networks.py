@@ -13,7 +13,7 @@ space, a 3D U-Net refines the posed volume, and the renderer folds depth into ch
 upsamples to pixels.
 
 Sizes come from named variants (`VARIANTS`, `face_latent_config`): "tiny" (64 px, trains on CPU in
-tests), "base" (256 px) and "paper" (512 px, MegaPortraits sizes, about 200M parameters).
+tests), "small" (128 px, trains on a CPU in hours), "base" (256 px) and "paper" (512 px, MegaPortraits sizes, about 200M parameters).
 The multi-scale patch discriminator used by the adversarial and feature-matching losses is here too.
 """
 
@@ -43,6 +43,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         unet_channels=(16, 32, 64), unet_blocks=1,
         render_channels=64, render_blocks=2, render_up_channels=(32, 16),
         disc_channels=(16, 32, 64, 64), disc_scales=2),
+    "small": dict(
+        image_size=128, volume_channels=16, volume_depth=8, volume_size=32,
+        app_channels=(32, 64, 64), app_blocks_3d=1,
+        id_dim=64, id_width=16, id_blocks=(1, 1, 1, 1), id_bottleneck=True,
+        dyn_dim=64, motion_width=16, motion_blocks=(1, 1, 1, 1),
+        warp_start=(1, 4, 4), warp_start_channels=64, warp_channels=(64, 32, 16),
+        unet_channels=(16, 32, 64), unet_blocks=1,
+        render_channels=64, render_blocks=2, render_up_channels=(32, 16),
+        disc_channels=(32, 64, 128, 128), disc_scales=2),
     "base": dict(
         image_size=256, volume_channels=64, volume_depth=16, volume_size=32,
         app_channels=(64, 128, 256, 256), app_blocks_3d=2,
@@ -372,21 +381,27 @@ class FaceLatentModel(nn.Module):
   config: FaceLatentConfig
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  # Rematerialise each sub-network in the backward pass: only the sub-networks' inputs are kept
+  # from the forward pass, for about one more forward pass of compute.
+  remat: bool = False
 
   @classmethod
   def from_variant(cls, variant: str, dtype: Dtype = jnp.float32,
-                   param_dtype: Dtype = jnp.float32, **overrides: Any) -> FaceLatentModel:
-    return cls(make_config(variant, **overrides), dtype=dtype, param_dtype=param_dtype)
+                   param_dtype: Dtype = jnp.float32, remat: bool = False,
+                   **overrides: Any) -> FaceLatentModel:
+    return cls(make_config(variant, **overrides), dtype=dtype, param_dtype=param_dtype,
+               remat=remat)
 
   def setup(self):
     kw = dict(config=self.config, dtype=self.dtype, param_dtype=self.param_dtype)
-    self.appearance_encoder = AppearanceEncoder(**kw)
-    self.identity_encoder = IdentityEncoder(**kw)
-    self.motion_encoder = MotionEncoder(**kw)
-    self.warp_to_canonical_net = WarpGenerator(**kw)
-    self.warp_from_canonical_net = WarpGenerator(**kw)
-    self.canonical_net = CanonicalVolumeNet(**kw)
-    self.renderer = Renderer(**kw)
+    wrap = nn.remat if self.remat else (lambda module: module)
+    self.appearance_encoder = wrap(AppearanceEncoder)(**kw)
+    self.identity_encoder = wrap(IdentityEncoder)(**kw)
+    self.motion_encoder = wrap(MotionEncoder)(**kw)
+    self.warp_to_canonical_net = wrap(WarpGenerator)(**kw)
+    self.warp_from_canonical_net = wrap(WarpGenerator)(**kw)
+    self.canonical_net = wrap(CanonicalVolumeNet)(**kw)
+    self.renderer = wrap(Renderer)(**kw)
 
   def encode_motion(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
     return self.motion_encoder(image)

@@ -1,0 +1,139 @@
+"""Evaluators: metrics against known answers, the registry, and what they write."""
+
+import json
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from vasa_jax import evaluators
+from vasa_jax.data import pipelines
+from vasa_jax.errors import UserError
+from vasa_jax.evaluators import image_metrics, reenactment, synthtalk_transfer
+
+
+def test_psnr_of_a_known_error():
+  target = np.zeros((2, 16, 16, 3), np.float32)
+  pred = target + np.array([0.1, 0.01], np.float32)[:, None, None, None]
+  np.testing.assert_allclose(image_metrics.psnr(pred, target), [20.0, 40.0], rtol=1e-5)
+
+
+def test_ssim_matches_scikit_image():
+  rng = np.random.default_rng(0)
+  a = rng.uniform(size=(3, 40, 48, 3)).astype(np.float32)
+  b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1).astype(np.float32)
+  b[1] = a[1]  # Identical images score exactly 1.
+  ours = np.asarray(image_metrics.ssim(b, a))
+  theirs = [structural_similarity(a[i], b[i], data_range=1.0, channel_axis=-1,
+                                  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+            for i in range(3)]
+  np.testing.assert_allclose(ours, theirs, atol=1e-4)
+  assert ours[1] == pytest.approx(1.0, abs=1e-6)
+
+
+class _FakeTask:
+  """A face-latent-like task whose `reenact` returns one of its inputs: known answers."""
+
+  def __init__(self, data_dir, image_size=64, returns="driving"):
+    self.data_dir, self.image_size, self.returns = data_dir, image_size, returns
+
+  def open_split(self, split):
+    return pipelines.open_split(self.data_dir, "synthtalk/tiny", split)
+
+  def eval_examples(self, split, num_examples, seed=0):
+    source = self.open_split(split)
+    return next(pipelines.global_batch_iterator(
+        source, seed=seed, global_batch_size=num_examples,
+        random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=False)))
+
+  def reenact(self, params, source, driving):
+    return (driving if self.returns == "driving" else source) * params["gain"]
+
+
+def _run(task, evals, tmp_path, params=None):
+  config = ml_collections.ConfigDict(dict(evals=evals))
+  return evaluators.run_evaluators(evaluators.make_evaluators(config, task),
+                                   params or {"gain": jnp.float32(1.0)}, 7, tmp_path)
+
+
+def test_reconstruction_scores_a_perfect_model(synthtalk_tiny_dir, tmp_path):
+  task = _FakeTask(synthtalk_tiny_dir)
+  scores = _run(task, {"heldout": dict(type="reconstruction", num_examples=6, batch_size=4)},
+                tmp_path)
+  assert scores["heldout/l1"] < 1e-6 and scores["heldout/ssim"] > 0.9999
+  assert scores["heldout/psnr"] > 100
+  record = json.loads((tmp_path / "eval" / "step_0000007.json").read_text())
+  assert record == {"step": 7, **scores}
+
+
+def test_reenactment_grid_layout(synthtalk_tiny_dir, tmp_path):
+  task = _FakeTask(synthtalk_tiny_dir)
+  config = ml_collections.ConfigDict(
+      dict(evals={"grid": dict(type="reenactment_grid", identities=2, driving=3)}))
+  (scheduled,) = evaluators.make_evaluators(config, task)
+  result = scheduled.evaluator.run({"gain": jnp.float32(1.0)})
+  grid, size = result.images["grid"], 64
+  assert grid.shape == (3 * size, 4 * size, 3)
+  driving_row = grid[:size, size:]
+  for row in (1, 2):  # Each cell shows its column's driving frame (the fake task returns it).
+    np.testing.assert_allclose(grid[row * size:(row + 1) * size, size:], driving_row, atol=1e-6)
+  sources = scheduled.evaluator.sources
+  np.testing.assert_allclose(grid[size:2 * size, :size], sources[0] / 255.0, atol=1e-6)
+  _run(task, {"grid": dict(type="reenactment_grid", identities=2, driving=3)}, tmp_path)
+  assert (tmp_path / "eval" / "grid_grid_0000007.png").is_file()
+
+
+def test_pick_frames_prefers_new_identities(synthtalk_tiny_dir):
+  source = pipelines.open_split(synthtalk_tiny_dir, "synthtalk/tiny", "validation")
+  frames, names = reenactment.pick_frames(source, 2, 64)
+  assert frames.shape == (2, 64, 64, 3) and len(set(names)) == 2
+  _, others = reenactment.pick_frames(source, 3, 64, exclude=frozenset(names[:1]))
+  assert others[0] != names[0]
+
+
+def test_transfer_ground_truth_is_the_source_identity_in_the_driving_state(synthtalk_tiny_dir):
+  """The render of B's own identity in B's state is B's frame: the ground truth is built right."""
+  source = pipelines.open_split(synthtalk_tiny_dir, "synthtalk/tiny", "validation")
+  pairs = synthtalk_transfer.transfer_pairs(source, 3, 64, seed=1)
+  assert pairs["truth"].shape == pairs["source"].shape == (3, 64, 64, 3)
+  from vasa_jax.data.synthtalk import motion, render
+
+  clip = source[0]
+  look = render.identity_from_dict(json.loads(clip["meta"]["details"])["identity"])
+  state = {k: float(v[5]) for k, v in motion.render_state(
+      {k: np.asarray(v) for k, v in clip["labels"].items()}).items()}
+  rendered = synthtalk_transfer.as_stored(render.render_frame(look, state, 64))
+  from vasa_jax.data.synthtalk.clip import decode_frames
+
+  np.testing.assert_array_equal(rendered, decode_frames(clip["frames"], [5])[0])
+
+
+def test_transfer_scores_known_outputs(synthtalk_tiny_dir, tmp_path):
+  evals = {"transfer": dict(type="synthtalk_transfer", num_pairs=4)}
+  copy = _run(_FakeTask(synthtalk_tiny_dir, returns="source"), evals, tmp_path)
+  assert copy["transfer/transfer_psnr"] == pytest.approx(copy["transfer/copy_source_psnr"], abs=0.01)
+  assert copy["transfer/mouth_transfer_psnr"] == pytest.approx(
+      copy["transfer/mouth_copy_source_psnr"], abs=0.01)
+  leak = _run(_FakeTask(synthtalk_tiny_dir, returns="driving"), evals, tmp_path)
+  assert leak["transfer/identity_margin_db"] < -50  # Output is B's frame: identity leaked.
+  assert (tmp_path / "eval" / "transfer_source_driving_output_truth_0000007.png").is_file()
+
+
+def test_registry_errors_name_the_key():
+  task = object()
+  bad_type = ml_collections.ConfigDict(dict(evals={"x": dict(type="nope")}))
+  with pytest.raises(UserError, match="config.evals.x.type='nope'"):
+    evaluators.make_evaluators(bad_type, task)
+  bad_key = ml_collections.ConfigDict(dict(evals={"x": dict(type="reconstruction", num=3)}))
+  with pytest.raises(UserError, match=r"config.evals.x has unknown keys \['num'\]"):
+    evaluators.make_evaluators(bad_key, task)
+  with pytest.raises(UserError, match="no evaluator named"):
+    evaluators.make_evaluators(bad_key, task, only=["y"])
+
+
+def test_schedule():
+  scheduled = evaluators.Scheduled("x", 5, None)
+  assert [s for s in range(1, 13) if scheduled.due(s, 12)] == [5, 10, 12]
+  assert [s for s in range(1, 13) if evaluators.Scheduled("y", 0, None).due(s, 12)] == [12]

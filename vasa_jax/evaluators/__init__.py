@@ -1,0 +1,120 @@
+"""Evaluators: one module per metric, chosen from the config.
+
+`config.evals` maps a name to one evaluator's settings: `type` picks the module (`EVALUATORS`),
+`every` says how often training runs it (0: only after the last step, and by `vasa evaluate`), and the
+remaining keys go to the module's `Evaluator(task, **settings)`. An evaluator's `run(params)` returns
+an `EvalResult`: scalars, logged as `<name>/<metric>`, and images, written to TensorBoard and to
+`<workdir>/eval/<name>_<step>.png`.
+
+  config.evals.heldout = dict(type="reconstruction", split="validation", num_examples=64, every=500)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import ml_collections
+import numpy as np
+
+from vasa_jax.errors import UserError
+
+# config.evals.<name>.type -> module with an `Evaluator` class.
+EVALUATORS = {
+    "reconstruction": "vasa_jax.evaluators.reconstruction",
+    "reenactment_grid": "vasa_jax.evaluators.reenactment",
+    "synthtalk_transfer": "vasa_jax.evaluators.synthtalk_transfer",
+}
+
+
+@dataclasses.dataclass
+class EvalResult:
+  scalars: dict[str, float]
+  images: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # [H, W, 3] in [0, 1]
+
+
+class Evaluator(Protocol):
+  def run(self, params: Any) -> EvalResult:
+    ...
+
+
+@dataclasses.dataclass
+class Scheduled:
+  name: str
+  every: int
+  evaluator: Evaluator
+
+  def due(self, step: int, last_step: int) -> bool:
+    return step == last_step or (self.every > 0 and step % self.every == 0)
+
+
+def make_evaluators(config: ml_collections.ConfigDict, task: Any,
+                    only: list[str] | None = None) -> list[Scheduled]:
+  """The evaluators `config.evals` names (or only those in `only`), built for `task`."""
+  evals = config.get("evals") or {}
+  if only:
+    unknown = sorted(set(only) - set(evals))
+    if unknown:
+      raise UserError(f"no evaluator named {unknown} in config.evals; it has {sorted(evals)}")
+  scheduled = []
+  for name, settings in evals.items():
+    if only and name not in only:
+      continue
+    settings = dict(settings.to_dict() if hasattr(settings, "to_dict") else settings)
+    kind = settings.pop("type", None)
+    every = int(settings.pop("every", 0))
+    if kind not in EVALUATORS:
+      raise UserError(f"config.evals.{name}.type={kind!r} is unknown; known: "
+                      f"{', '.join(sorted(EVALUATORS))}")
+    cls = importlib.import_module(EVALUATORS[kind]).Evaluator
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+      raise UserError(f"config.evals.{name} has unknown keys {unknown} for type {kind!r}; it takes "
+                      f"{', '.join(k for k in accepted if k != 'task')}")
+    scheduled.append(Scheduled(name, every, cls(task, **settings)))
+  return scheduled
+
+
+def run_evaluators(evaluators: list[Scheduled], params: Any, step: int,
+                   workdir: str | os.PathLike, writer: Any = None, write_files: bool = True
+                   ) -> dict[str, float]:
+  """Runs `evaluators` on `params`; logs their scalars (`writer.write`) and images
+  (`writer.write_image`, and PNGs under `<workdir>/eval/`). Returns all scalars by full name."""
+  from vasa_jax.data import video_io
+
+  scalars = {}
+  out_dir = pathlib.Path(workdir) / "eval"
+  for scheduled in evaluators:
+    result = scheduled.evaluator.run(params)
+    named = {f"{scheduled.name}/{k}": float(v) for k, v in result.scalars.items()}
+    scalars.update(named)
+    logging.info("Eval %s at step %d: %s", scheduled.name, step,
+                 ", ".join(f"{k} {v:.4g}" for k, v in result.scalars.items()))
+    if writer is not None:
+      writer.write(step, named)
+    for image_name, image in result.images.items():
+      tag = f"{scheduled.name}/{image_name}"
+      if writer is not None:
+        writer.write_image(step, tag, image)
+      if write_files:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{scheduled.name}_{image_name}_{step:07d}.png"
+        video_io.write_image_grid([image[None]], path)
+  if write_files and scalars:
+    write_json_atomic(out_dir / f"step_{step:07d}.json", {"step": step, **scalars})
+  return scalars
+
+
+def write_json_atomic(path: pathlib.Path, record: Mapping[str, Any]) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(record, indent=2) + "\n")
+  os.replace(tmp, path)

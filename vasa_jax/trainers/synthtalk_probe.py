@@ -1,0 +1,418 @@
+"""The SynthTalk probe: a small CNN that reads head pose and mouth state back from one face image.
+
+SynthTalk renders every frame from known labels, so a network trained to regress those labels from
+the frames can later measure what another model's images show: the disentanglement evaluator drives
+identity A with identity B's motion through the face latent model and asks this probe whether the
+result has B's pose and mouth. The probe reads `PROBE_LABELS`, trained with mean squared error on
+labels standardised by fixed per-label offsets and scales (`LABEL_MEAN`, `LABEL_STD`), and reports
+errors in the labels' own units. A ResNet trunk reads the whole frame for the head pose, and two
+small CNNs read fixed windows of it at full resolution for the mouth and the eyes (`ProbeNet`,
+`REGIONS`): the probe expects SynthTalk's framing, which the face latent model's outputs keep.
+
+The images it will read come from an imperfect generator, so training frames are degraded at random
+(colour jitter and shuffled colour channels, Gaussian blur, JPEG re-encoding, noise: `degrade`).
+The only augmentation that moves pixels is the left-right mirror, whose labels are known exactly
+(yaw and roll change sign); it makes the probe read yaw from the face's asymmetry rather than from
+who it is, which matters when the training set has few identities. Nothing shifts, scales or
+rotates frames, since that would change the pose the labels describe.
+
+  probe = load_probe("runs/probe128")
+  values = probe.predict(images)  # float [B, H, W, 3] in [-1, 1] -> [B, len(probe.labels)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vasa_jax import configs
+from vasa_jax.data import pipelines, schema
+from vasa_jax.errors import UserError
+from vasa_jax.models.face_latent import networks
+from vasa_jax.trainers import common
+
+TASK_NAME = "synthtalk_probe"
+EVAL_FILE = "probe_eval.json"
+
+# What the probe reads, by their names in `schema.LABEL_NAMES`: head rotation (radians) and the
+# mouth, eye and brow state (SynthTalk's own units, mostly 0..1).
+PROBE_LABELS = ("yaw", "pitch", "roll", "jaw_open", "lip_width", "blink", "brow_raise")
+_LABEL_COLUMNS = np.asarray([schema.LABEL_NAMES.index(name) for name in PROBE_LABELS])
+
+# Targets are standardised as (label - LABEL_MEAN) / LABEL_STD. Measured on every frame (4284) of
+# SynthTalk tiny's train split (`vasa synthtalk build --config tiny`, seed 0): the mean and the
+# population standard deviation of each label, rounded. Fixed here, so that a probe means the same
+# whatever data it was trained on.
+LABEL_MEAN = np.asarray([-0.026, -0.018, -0.001, 0.249, 0.526, 0.056, 0.114], np.float32)
+LABEL_STD = np.asarray([0.194, 0.067, 0.039, 0.192, 0.112, 0.194, 0.625], np.float32)
+
+# Sizes of `ProbeNet`: the whole-frame trunk's width and residual blocks per stage
+# (`networks.ResNetTrunk`, basic blocks), and the widths of each region branch's stages.
+VARIANTS = {
+    "tiny": dict(width=16, blocks=(1, 1, 1), region_widths=(16, 32, 64)),
+    "small": dict(width=32, blocks=(2, 2, 2, 2), region_widths=(32, 64, 128)),
+}
+
+# Fixed windows of the frame, (top, bottom, left, right) as fractions of its size, that hold the
+# mouth, and the eyes and brows, in every SynthTalk frame: the renderer keeps the face in the image
+# for the poses SynthTalk draws, and over SynthTalk tiny's frames the mouth centre stays within
+# x 0.35..0.65, y 0.54..0.74 and the eyes within x 0.24..0.75, y 0.30..0.49 (landmarks / size).
+# The windows are symmetric about the vertical midline, so a mirrored frame keeps them in place.
+REGIONS = {"mouth": (0.45, 0.875, 0.25, 0.75), "eyes": (0.15, 0.55, 0.15, 0.85)}
+
+
+def decode_variant(variant: str) -> dict:
+  if variant not in VARIANTS:
+    raise UserError(f"config.model.variant={variant!r} is unknown for the SynthTalk probe; use one "
+                    f"of {sorted(VARIANTS)}")
+  return dict(VARIANTS[variant])
+
+
+def dataset_resolution(dataset: str) -> int:
+  """The frame size of a SynthTalk dataset named "synthtalk/<config>", read from its config."""
+  kind, _, name = dataset.partition("/")
+  if kind != "synthtalk":
+    raise UserError(f"config.data.dataset={dataset!r}: the SynthTalk probe trains on SynthTalk "
+                    "labels; use synthtalk/<config> (e.g. synthtalk/small)")
+  from vasa_jax.data.synthtalk import builder
+
+  synthtalk_config = builder.config_from_name(name)
+  if synthtalk_config is None:
+    raise UserError(f"config.data.dataset={dataset!r}: unknown SynthTalk config {name!r}; known: "
+                    f"{sorted(builder.CONFIGS)}, or a custom one by its name "
+                    "(r<resolution>_n<train>_<validation>_<test>_s<seed>)")
+  return int(synthtalk_config.resolution)
+
+
+def standardise(labels: jax.Array) -> jax.Array:
+  """Labels [..., len(PROBE_LABELS)] in natural units -> standardised."""
+  return (labels - LABEL_MEAN) / LABEL_STD
+
+
+def natural(standardised: jax.Array) -> jax.Array:
+  """Standardised predictions [..., len(PROBE_LABELS)] -> natural units."""
+  return standardised * LABEL_STD + LABEL_MEAN
+
+
+def region_slices(image_size: int) -> dict[str, tuple[slice, slice]]:
+  """{region: (rows, columns)} of `REGIONS` in an image_size x image_size frame."""
+  def span(start, stop):
+    return slice(int(round(start * image_size)), int(round(stop * image_size)))
+
+  return {name: (span(top, bottom), span(left, right))
+          for name, (top, bottom, left, right) in REGIONS.items()}
+
+
+class RegionNet(nn.Module):
+  """A small plain CNN for one fixed window at full resolution: [batch, h, w, 3] -> [batch,
+  widths[-1]]. Per width, a 3x3 convolution and a strided 3x3 convolution (ReLU after each); the
+  output is the spatial mean."""
+
+  widths: tuple[int, ...]
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for width in self.widths:
+      for strides in (1, 2):
+        x = nn.relu(nn.Conv(width, (3, 3), strides=strides, padding="SAME", dtype=self.dtype,
+                            param_dtype=self.param_dtype)(x))
+    return jnp.mean(x, axis=(1, 2))
+
+
+class ProbeNet(nn.Module):
+  """Images [batch, S, S, 3] in [-1, 1] -> standardised labels [batch, num_outputs] (float32).
+
+  Head pose shows in the whole frame, the mouth and eyes in a few pixels of it: a ResNet trunk
+  (GroupNorm, weight standardisation, global average pooling) reads the whole frame, and one
+  `RegionNet` per window of `REGIONS` reads that window at full resolution. A dense layer maps the
+  concatenated features to the labels.
+  """
+
+  width: int
+  blocks: tuple[int, ...]
+  region_widths: tuple[int, ...]
+  num_outputs: int
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    images = images.astype(self.dtype)
+    features = [networks.ResNetTrunk(self.width, tuple(self.blocks), bottleneck=False,
+                                     name="trunk", **kw)(images)]
+    for name, (rows, columns) in region_slices(images.shape[1]).items():
+      features.append(RegionNet(tuple(self.region_widths), name=f"{name}_net", **kw)(
+          images[:, rows, columns]))
+    features = jnp.concatenate([f.astype(jnp.float32) for f in features], axis=-1)
+    return nn.Dense(self.num_outputs, dtype=jnp.float32, param_dtype=self.param_dtype,
+                    name="head")(features)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data.
+
+
+@dataclasses.dataclass
+class ProbeFrames:
+  """Probe samples: one random frame of a clip and its labels.
+
+  With `augment`, the frame is degraded as a generator's output might be (`degrade`: colour jitter,
+  colour channels shuffled, sometimes grey, blurred with sigma up to 1.5 px at 128 px and in
+  proportion at other sizes, JPEG re-encoded, noisy), and half the time
+  mirrored left-right (`mirror`), which negates yaw and roll and leaves the other labels as they
+  are. Nothing else moves pixels. Output: "image" uint8 [image_size, image_size, 3], "labels"
+  float32 [len(PROBE_LABELS)] (natural units, `PROBE_LABELS` order).
+  """
+
+  image_size: int
+  augment: bool = True
+
+  def __call__(self, clip: dict, rng: np.random.Generator) -> dict:
+    from vasa_jax.data.synthtalk.clip import decode_frames
+
+    t = int(rng.integers(len(clip["frames"])))
+    image = pipelines._resize(decode_frames(clip["frames"], [t])[0], self.image_size)
+    labels = schema.stack_labels(clip["labels"])[t, _LABEL_COLUMNS].astype(np.float32)
+    if self.augment:
+      image = degrade(image, rng, blur_scale=self.image_size / BLUR_REFERENCE_SIZE)
+      if rng.random() < 0.5:
+        image, labels = mirror(image, labels)
+    return {"image": np.ascontiguousarray(image, np.uint8), "labels": labels}
+
+
+# Sign of each of PROBE_LABELS in the mirror image: SynthTalk's camera is orthographic and centred,
+# so mirroring x turns R_roll(r) R_pitch(p) R_yaw(y) into R_roll(-r) R_pitch(p) R_yaw(-y).
+MIRROR_SIGNS = np.asarray([-1.0 if name in ("yaw", "roll") else 1.0 for name in PROBE_LABELS],
+                          np.float32)
+
+
+def mirror(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The left-right mirror image [H, W, 3] and its labels [len(PROBE_LABELS)]."""
+  return image[:, ::-1], labels * MIRROR_SIGNS
+
+
+# Blur sigmas are drawn for frames of this size and scaled with the frame size.
+BLUR_REFERENCE_SIZE = 128
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator, blur_scale: float = 1.0) -> np.ndarray:
+  """`ProbeFrames`' photometric augmentation of one uint8 [H, W, 3] image (shape kept).
+
+  Colour jitter (`pipelines._colour_jitter`) and a random order of the colour channels (so that
+  skin, hair and background colours cannot stand in for the few identities of a small training
+  set), grey with probability 0.2, then each with probability 1/2 a Gaussian blur (sigma 0..1.5 px
+  times `blur_scale`), JPEG re-encoding (quality 50..95) and Gaussian noise (sigma 0..6 grey
+  levels).
+  """
+  import cv2
+
+  image = pipelines._colour_jitter(rng)(image)[..., rng.permutation(3)]
+  grey, blur, jpeg, noise = rng.random(4) < (0.2, 0.5, 0.5, 0.5)
+  sigma = rng.uniform(0.0, 1.5) * blur_scale
+  quality, noise_std = int(rng.integers(50, 96)), rng.uniform(0.0, 6.0)
+  if grey:
+    image = np.repeat(image.mean(axis=-1, keepdims=True).round().astype(np.uint8), 3, axis=-1)
+  if blur and sigma > 0.05:
+    image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), sigmaX=float(sigma))
+  if jpeg:
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image),
+                               [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+    if ok:  # Channel order does not matter to a round trip.
+      image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+  if noise:
+    noisy = image.astype(np.float32) + rng.normal(0.0, noise_std, image.shape)
+    image = np.clip(noisy, 0, 255).round().astype(np.uint8)
+  return image
+
+
+def to_signed(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------------------------------
+# The task.
+
+
+class SynthTalkProbeTask:
+  """`common.Task` of the SynthTalk probe: MSE on standardised `PROBE_LABELS`."""
+
+  name = TASK_NAME
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    sizes = decode_variant(config.model.variant)
+    self.labels = PROBE_LABELS
+    self.model = ProbeNet(sizes["width"], sizes["blocks"], sizes["region_widths"],
+                          len(PROBE_LABELS), dtype=jnp.dtype(config.compute_dtype),
+                          param_dtype=jnp.float32)
+    self.image_size = int(config.data.get("image_size", 0) or
+                          dataset_resolution(config.data.dataset))
+    minimum = 32
+    if self.image_size < minimum:
+      raise UserError(f"config.data.image_size={self.image_size} is too small for probe variant "
+                      f"{config.model.variant!r}; use at least {minimum} (0: the dataset's size)")
+
+  def model_summary(self) -> dict:
+    return {"name": "synthtalk_probe", "variant": self.config.model.variant,
+            "image_size": self.image_size, "labels": list(PROBE_LABELS)}
+
+  def init_params(self, rng: jax.Array):
+    images = jnp.zeros((1, self.image_size, self.image_size, 3), jnp.float32)
+    return self.model.init(rng, images)["params"]
+
+  def predict(self, params, images: jax.Array) -> jax.Array:
+    """Float images [B, image_size, image_size, 3] in [-1, 1] -> labels in natural units."""
+    return natural(self.model.apply({"params": params}, images))
+
+  def loss_fn(self, params, batch, rng):
+    del rng  # Deterministic model.
+    target = jnp.asarray(batch["labels"], jnp.float32)
+    out = self.model.apply({"params": params}, to_signed(batch["image"]))
+    loss = jnp.mean((out - standardise(target)) ** 2)
+    errors = jnp.mean(jnp.abs(natural(out) - target), axis=0)
+    metrics = {f"mae_{name}": errors[i] for i, name in enumerate(PROBE_LABELS)}
+    return loss, metrics
+
+  def make_data_iterator(self, process_index: int, process_count: int, split: str = "train",
+                         augment: bool = True):
+    data = self.config.data
+    source = pipelines.open_split(data.data_dir, data.dataset, split)
+    return pipelines.global_batch_iterator(
+        source, seed=self.config.seed, global_batch_size=self.config.batch_size,
+        process_index=process_index, process_count=process_count,
+        random_transform=ProbeFrames(self.image_size, augment=augment),
+        worker_count=data.worker_count)
+
+
+def make_task(config: ml_collections.ConfigDict) -> SynthTalkProbeTask:
+  return SynthTalkProbeTask(config)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading a trained probe.
+
+
+class Probe:
+  """A trained probe: `predict` reads `labels` (natural units) from images of any square size."""
+
+  def __init__(self, task: SynthTalkProbeTask, params, step: int = 0,
+               workdir: pathlib.Path | None = None):
+    self.task, self.params, self.step, self.workdir = task, params, step, workdir
+    self.image_size = task.image_size
+    self.labels = PROBE_LABELS
+    self._predict = jax.jit(self._forward)
+
+  def _forward(self, params, images: jax.Array) -> jax.Array:
+    images = images.astype(jnp.float32)
+    if images.shape[1:3] != (self.image_size, self.image_size):
+      images = jax.image.resize(images, images.shape[:1] + (self.image_size, self.image_size, 3),
+                                method="linear", antialias=True)
+    return self.task.predict(params, images)
+
+  def predict(self, images) -> np.ndarray:
+    """Float images [B, H, W, 3] in [-1, 1] (any H = W) -> float32 [B, len(labels)] in natural
+    units; resized to `image_size` when they are not that size."""
+    images = jnp.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+      raise ValueError(f"probe images must be [batch, size, size, 3]; got {images.shape}")
+    return np.asarray(self._predict(self.params, images), np.float32)
+
+
+def load_probe(workdir: str | os.PathLike, step: int | None = None) -> Probe:
+  """The probe trained in `workdir` (its `config.json` and latest checkpoint, or `step`'s)."""
+  workdir = pathlib.Path(workdir)
+  config = configs.read_json(workdir / "config.json")
+  if config.get("task") != TASK_NAME:
+    raise UserError(f"{workdir / 'config.json'} is a run of task {config.get('task')!r}, not a "
+                    "SynthTalk probe; give the workdir of a run of "
+                    "experiments/probes/synthtalk_probe.py")
+  task = make_task(config)
+  trained = common.load_trained(workdir, task, config, step=step)
+  return Probe(task, trained.params, step=trained.step, workdir=trained.workdir)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Held-out evaluation and training.
+
+
+def held_out_frames(task: SynthTalkProbeTask, split: str = "validation", num_examples: int = 256,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """`num_examples` random frames of `split` (held-out identities), not augmented: (images uint8
+  [N, S, S, 3], labels float32 [N, len(PROBE_LABELS)]); the same ones for the same seed."""
+  data = task.config.data
+  source = pipelines.open_split(data.data_dir, data.dataset, split)
+  batch_size = min(num_examples, 64)
+  iterator = pipelines.global_batch_iterator(
+      source, seed=seed, global_batch_size=batch_size,
+      random_transform=ProbeFrames(task.image_size, augment=False))
+  images, labels = [], []
+  for _ in range(-(-num_examples // batch_size)):
+    batch = next(iterator)
+    images.append(batch["image"])
+    labels.append(batch["labels"])
+  return (np.concatenate(images)[:num_examples], np.concatenate(labels)[:num_examples])
+
+
+def evaluate(task: SynthTalkProbeTask, params, split: str = "validation",
+             num_examples: int = 256) -> dict[str, float]:
+  """Mean absolute error per label ({name: MAE} in natural units) on `held_out_frames`."""
+  return _errors(task, params, *held_out_frames(task, split, num_examples))
+
+
+def _errors(task: SynthTalkProbeTask, params, images: np.ndarray,
+            labels: np.ndarray) -> dict[str, float]:
+  predict = jax.jit(task.predict)
+  predictions = np.concatenate([
+      np.asarray(predict(params, to_signed(jnp.asarray(images[i:i + 64]))))
+      for i in range(0, len(images), 64)])
+  return _per_label(np.mean(np.abs(predictions - labels), axis=0))
+
+
+def _per_label(values: np.ndarray) -> dict[str, float]:
+  return {name: float(values[i]) for i, name in enumerate(PROBE_LABELS)}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult:
+  """Trains the probe, then writes its held-out errors to `probe_eval.json` in `workdir`.
+
+  The report has the probe's MAE per label ("mae") and, for scale, that of predicting `LABEL_MEAN`
+  for every frame ("mean_predictor_mae"); a label whose two are close is not read.
+  """
+  task = make_task(config)
+  result = common.train(config, workdir, task)
+  params = result.state.ema_params if result.state.ema_params is not None else result.state.params
+  if jax.process_count() > 1:  # Parameters may be sharded over hosts: every process takes part.
+    from jax.experimental import multihost_utils
+
+    params = multihost_utils.process_allgather(params, tiled=True)
+  if jax.process_index() == 0:
+    evaluation = config.get("eval", ml_collections.ConfigDict())
+    split = evaluation.get("split", "validation")
+    num_examples = int(evaluation.get("num_examples", 256))
+    images, labels = held_out_frames(task, split, num_examples)
+    mae = _errors(task, jax.device_get(params), images, labels)
+    mean_mae = _per_label(np.mean(np.abs(labels - LABEL_MEAN), axis=0))
+    report = {"step": result.final_step, "split": split, "num_examples": num_examples,
+              "labels": list(PROBE_LABELS), "mae": mae, "mean_predictor_mae": mean_mae}
+    path = result.workdir / EVAL_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
+    logging.info("Probe MAE on %d %s frames (held-out identities), against predicting the mean: "
+                 "%s; written to %s", num_examples, split,
+                 ", ".join(f"{k} {v:.4f} ({mean_mae[k]:.4f})" for k, v in mae.items()), path)
+  return result
