@@ -108,8 +108,10 @@ def run_evaluators(evaluators: list[Scheduled], params: Any, step: int,
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{scheduled.name}_{image_name}_{step:07d}.png"
         video_io.write_image_grid([image[None]], path)
-  if write_files and scalars:
-    write_json_atomic(out_dir / f"step_{step:07d}.json", {"step": step, **scalars})
+  if write_files and scalars:  # Adds to what other evaluators of this step wrote.
+    path = out_dir / f"step_{step:07d}.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    write_json_atomic(path, {**earlier, "step": step, **scalars})
   return scalars
 
 

@@ -15,6 +15,16 @@ import numpy as np
 _K1, _K2 = 0.01, 0.03
 
 
+def to_signed(images) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1], the range the models take and give."""
+  return jnp.asarray(images).astype(jnp.float32) / 127.5 - 1.0
+
+
+def to_unit(images) -> jax.Array:
+  """[-1, 1] -> float32 [0, 1], the range these metrics take."""
+  return (jnp.asarray(images).astype(jnp.float32) + 1.0) / 2.0
+
+
 def psnr(pred: jax.Array, target: jax.Array, data_range: float = 1.0) -> jax.Array:
   mse = jnp.mean(jnp.square(pred.astype(jnp.float32) - target.astype(jnp.float32)),
                  axis=(1, 2, 3))

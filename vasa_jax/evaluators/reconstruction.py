@@ -13,16 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.evaluators import EvalResult, image_metrics
-
-
-def to_unit(images: jax.Array) -> jax.Array:
-  """[-1, 1] -> [0, 1]."""
-  return (images.astype(jnp.float32) + 1.0) / 2.0
-
-
-def to_signed(images) -> jax.Array:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return jnp.asarray(images).astype(jnp.float32) / 127.5 - 1.0
+from vasa_jax.evaluators.image_metrics import to_signed, to_unit
 
 
 class Evaluator:

@@ -13,7 +13,7 @@ import numpy as np
 
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import EvalResult
-from vasa_jax.evaluators.reconstruction import to_signed, to_unit
+from vasa_jax.evaluators.image_metrics import to_signed, to_unit
 
 
 def pick_frames(source, count: int, image_size: int, position: float = 0.0,

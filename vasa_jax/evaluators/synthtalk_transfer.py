@@ -30,7 +30,7 @@ import numpy as np
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import EvalResult, image_metrics
-from vasa_jax.evaluators.reconstruction import to_signed, to_unit
+from vasa_jax.evaluators.image_metrics import to_signed, to_unit
 
 _POSE = ("yaw", "pitch", "roll")
 

@@ -28,6 +28,8 @@ import numpy as np
 
 from vasa_jax.data import pipelines
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators import image_metrics
+from vasa_jax.evaluators.image_metrics import to_signed, to_unit
 from vasa_jax.losses import adversarial, consistency, contrastive, identity, perceptual
 from vasa_jax.models.face_latent import networks
 from vasa_jax.trainers import common
@@ -64,17 +66,6 @@ def default_evals(every: int = 1000, num_examples: int = 64, synthtalk: bool = T
     evals["transfer"] = dict(type="synthtalk_transfer", split="validation",
                              num_pairs=num_examples, probe_workdir="", every=every)
   return ml_collections.ConfigDict(evals)
-
-
-def to_signed(images: jax.Array) -> jax.Array:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
-
-
-def psnr(pred: jax.Array, target: jax.Array) -> jax.Array:
-  """PSNR in dB of images in [-1, 1], averaged over the batch."""
-  mse = jnp.mean(((pred - target) / 2.0) ** 2, axis=(1, 2, 3))
-  return jnp.mean(-10.0 * jnp.log10(mse + 1e-10))
 
 
 class FaceLatentTask:
@@ -180,7 +171,7 @@ class FaceLatentTask:
       losses["feature_matching"] = adversarial.feature_matching(
           [features for _, features in real], [features for _, features in fake])
     generator_loss = sum(w[name] * value for name, value in losses.items())
-    metrics = dict(losses, generator_loss=generator_loss, psnr=psnr(recon, driving))
+    metrics = dict(losses, generator_loss=generator_loss, psnr=jnp.mean(image_metrics.psnr(to_unit(recon), to_unit(driving))))
     total = generator_loss
     if w["adversarial"] or w["feature_matching"]:
       real = self.discriminator.apply({"params": params["discriminator"]}, driving)

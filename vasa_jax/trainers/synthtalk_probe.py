@@ -38,6 +38,7 @@ import numpy as np
 from vasa_jax import configs
 from vasa_jax.data import pipelines, schema
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators.image_metrics import to_signed
 from vasa_jax.models.face_latent import networks
 from vasa_jax.trainers import common
 
@@ -236,11 +237,6 @@ def degrade(image: np.ndarray, rng: np.random.Generator, blur_scale: float = 1.0
     noisy = image.astype(np.float32) + rng.normal(0.0, noise_std, image.shape)
     image = np.clip(noisy, 0, 255).round().astype(np.uint8)
   return image
-
-
-def to_signed(images: jax.Array) -> jax.Array:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
 
 
 # ----------------------------------------------------------------------------------------------------
