@@ -42,3 +42,38 @@ def synthtalk_tiny_dir(tmp_path_factory):
       file_format="array_record")
   print(f"tiny SynthTalk built in {time.perf_counter() - start:.1f} s")
   return str(data_dir)
+
+
+FACE_LATENT_STEPS = 40  # Checkpoints at steps 20 and 40.
+
+
+@pytest.fixture(scope="session")
+def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
+  """A stage-1 (face_latent) run of experiments/face_latent/synthtalk_tiny.py on SynthTalk tiny:
+  FACE_LATENT_STEPS steps on one CPU device, checkpoints at steps 20 and 40, evaluators after the
+  last step. Trained once per session: its test checks what training did, and later stages read
+  it back. Returns (config, task, train result, workdir, held-out scores before training)."""
+  import jax
+
+  from vasa_jax import configs, evaluators
+  from vasa_jax.trainers import common, face_latent
+
+  config = configs.load_config(
+      f"{EXPERIMENTS / 'face_latent' / 'synthtalk_tiny.py'}:runlocal",
+      [f"--config.data.data_dir={synthtalk_tiny_dir}", f"--config.total_steps={FACE_LATENT_STEPS}",
+       "--config.log_every=10", "--config.checkpoint.every=20",
+       "--config.schedule.warmup_steps=5",
+       "--config.evals.heldout.num_examples=8", "--config.evals.transfer.num_pairs=4"])
+  task = face_latent.make_task(config)
+  initial = jax.jit(task.init_params)(jax.random.key(config.seed))
+  (heldout,) = evaluators.make_evaluators(config, task, only=["heldout"])
+  before = heldout.evaluator.run(initial).scalars
+  workdir = tmp_path_factory.mktemp("face_latent_tiny")
+  result = common.train(config, workdir, task, mesh=common.create_mesh({"data": 1, "fsdp": 1}))
+  return config, task, result, workdir, before, initial
+
+
+@pytest.fixture(scope="session")
+def face_latent_tiny_workdir(face_latent_tiny_run):
+  """The workdir (str) of `face_latent_tiny_run`, for tests that read a stage-1 model back."""
+  return str(face_latent_tiny_run[3])

@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
+from tests.conftest import FACE_LATENT_STEPS
 from tests.helpers import EXPERIMENTS
-from vasa_jax import configs, evaluators, main
+from vasa_jax import configs, main
 from vasa_jax.trainers import common, face_latent
 
 pytestmark = pytest.mark.slow
@@ -21,20 +22,10 @@ MAX_L1_RATIO = 0.85
 MIN_PSNR_GAIN = 1.5
 
 
-def test_short_training_lowers_held_out_error(synthtalk_tiny_dir, tmp_path, capsys):
-  config = configs.load_config(
-      f"{EXPERIMENTS / 'face_latent' / 'synthtalk_tiny.py'}:runlocal",
-      [f"--config.data.data_dir={synthtalk_tiny_dir}", f"--config.total_steps={STEPS}",
-       "--config.log_every=10", "--config.checkpoint.every=20",
-       "--config.schedule.warmup_steps=5",
-       "--config.evals.heldout.num_examples=8", "--config.evals.transfer.num_pairs=4"])
-  task = face_latent.make_task(config)
-  mesh = common.create_mesh({"data": 1, "fsdp": 1})
-  initial = jax.jit(task.init_params)(jax.random.key(config.seed))
-  (heldout,) = evaluators.make_evaluators(config, task, only=["heldout"])
-  before = heldout.evaluator.run(initial).scalars
-
-  result = common.train(config, tmp_path, task, mesh=mesh)
+def test_short_training_lowers_held_out_error(face_latent_tiny_run, capsys):
+  # The run itself is the session fixture `face_latent_tiny_run` (tests/conftest.py).
+  config, task, result, tmp_path, before, initial = face_latent_tiny_run
+  assert STEPS == FACE_LATENT_STEPS
   assert result.final_step == STEPS
   metrics = result.last_metrics
   for name in ("l1", "consistency", "contrastive", "adversarial", "feature_matching",

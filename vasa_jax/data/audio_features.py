@@ -49,7 +49,9 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, encod
   if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
     raise UserError(f"{folder} holds features of another encoder or dataset "
                     f"({json.loads(meta_path.read_text())['encoder']}); use another --cache_dir")
-  meta_path.write_text(json.dumps(meta, indent=2))
+  tmp = meta_path.with_name("meta.json.partial")
+  tmp.write_text(json.dumps(meta, indent=2))
+  os.replace(tmp, meta_path)
   apply = jax.jit(encoder.apply)
   shards = range(0, len(source), shard_size)
   progress = tqdm(total=len(source), desc=f"audio features {dataset} {split}", unit="clip")
@@ -60,30 +62,62 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, encod
       progress.update(stop - start)
       continue
     clips = [source[i] for i in range(start, stop)]
-    by_bucket = collections.defaultdict(list)
-    for k, clip in enumerate(clips):
-      frames = int(clip["meta"]["num_frames"])
-      by_bucket[-(-frames // BUCKET_FRAMES) * BUCKET_FRAMES].append(k)
-    results: dict[int, np.ndarray] = {}
-    for bucket, members in sorted(by_bucket.items()):
-      for first in range(0, len(members), batch_size):
-        chunk = members[first:first + batch_size]
-        audio = np.zeros((batch_size, bucket * schema.SAMPLES_PER_FRAME), np.float32)
-        for row, k in enumerate(chunk):
-          samples = np.asarray(clips[k]["audio"], np.float32) / 32767.0
-          audio[row, :len(samples)] = samples[:audio.shape[1]]
-        encoded = np.asarray(apply(encoder.params, audio))
-        for row, k in enumerate(chunk):
-          results[k] = encoded[row, :int(clips[k]["meta"]["num_frames"])].astype(np.float32)
-        progress.update(len(chunk))
+    results = encode_clip_audio(encoder, apply, clips, batch_size, progress)
     ids = [_text(clips[k]["meta"]["clip_id"]) for k in range(len(clips))]
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, clip_ids=np.array(ids), **{f"clip_{k}": results[k] for k in range(len(clips))})
+    # The temporary name must not match features-*.npz: a killed run's leftover is no shard.
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+      np.savez(f, clip_ids=np.array(ids),
+               **{f"clip_{k}": encoded for k, encoded in enumerate(results)})
     os.replace(tmp, path)
   progress.close()
   logging.info("Audio features (%s, dim %d) of %d clips in %s.", encoder.description, encoder.dim,
                len(source), folder)
   return folder
+
+
+def encode_clip_audio(encoder, apply, clips, batch_size: int, progress=None) -> list[np.ndarray]:
+  """Audio features of whole clips, encoded in batches of clips of about the same length.
+
+  Each clip's audio is zero-padded to whole seconds (`BUCKET_FRAMES`) and batched with the clips of
+  the same bucket, rows filled up with silence, so the encoder compiles once per bucket and batch
+  size rather than once per clip length.
+
+  Args:
+    encoder: a `features.AudioEncoder`.
+    apply: `encoder.apply`, jitted once by the caller so that every call reuses its compilations
+      (None: jitted here).
+    clips: examples of a talking-face dataset: "audio" int16 [samples] at 16 kHz and
+      "meta"["num_frames"].
+    batch_size: clips per encoder call.
+    progress: an optional tqdm bar, advanced by the clips of each call.
+
+  Returns:
+    float32 [num_frames, dim] per clip ([num_frames, layers, hidden] for the "weighted" layer), in
+    the order of `clips`.
+  """
+  if apply is None:
+    import jax
+
+    apply = jax.jit(encoder.apply)
+  by_bucket = collections.defaultdict(list)
+  for k, clip in enumerate(clips):
+    frames = int(clip["meta"]["num_frames"])
+    by_bucket[-(-frames // BUCKET_FRAMES) * BUCKET_FRAMES].append(k)
+  results: dict[int, np.ndarray] = {}
+  for bucket, members in sorted(by_bucket.items()):
+    for first in range(0, len(members), batch_size):
+      chunk = members[first:first + batch_size]
+      audio = np.zeros((batch_size, bucket * schema.SAMPLES_PER_FRAME), np.float32)
+      for row, k in enumerate(chunk):
+        samples = np.asarray(clips[k]["audio"], np.float32) / 32767.0
+        audio[row, :len(samples)] = samples[:audio.shape[1]]
+      encoded = np.asarray(apply(encoder.params, audio))
+      for row, k in enumerate(chunk):
+        results[k] = encoded[row, :int(clips[k]["meta"]["num_frames"])].astype(np.float32)
+      if progress is not None:
+        progress.update(len(chunk))
+  return [results[k] for k in range(len(clips))]
 
 
 def _text(value) -> str:

@@ -1,5 +1,6 @@
 """grain pipelines that deliver each process its share of every global batch, and the samples each
-stage draws from a talking-face dataset (`FaceFrameTriplets` for stage 1, `MotionWindows` for stage 2).
+stage draws: `FaceFrameTriplets` from a talking-face dataset for stage 1, `MotionWindows` from a
+motion-latent cache for stage 2.
 
 Global batch g is made of the examples g*B .. (g+1)*B-1 of one shuffled, endlessly repeated stream (each
 epoch reshuffled from the seed). Process p of P receives rows p*B/P .. (p+1)*B/P-1 of it, which is where
@@ -183,33 +184,41 @@ def _colour_jitter(rng: np.random.Generator, strength: float = 0.15):
 
 @dataclasses.dataclass
 class MotionWindows:
-  """Stage 2 samples: `context + window` consecutive frames of motion, their audio and conditions.
+  """Stage 2 samples: a random window of one clip of a motion-latent cache
+  (`vasa_jax.data.motion_latents.MotionLatentSource`), K previous frames and W current ones, with
+  motion and audio normalised by `stats` (the training cache's `compute_stats`).
 
-  The motion is the per-frame label vector (LABEL_NAMES order) until stage-1 latents exist for the
-  dataset. A clip shorter than the window is padded at the end, and "valid" marks the real frames.
-  Output: "motion" float32 [context + window, len(LABEL_NAMES)], "audio" float32
-  [(context + window) * 640] at 16 kHz, "valid" bool [context + window], "gaze" float32 [2],
-  "distance" float32 [], "emotion" int32 [].
+  A clip long enough gets a window whose K previous frames exist; a shorter one puts the current
+  window at its start (no previous frames) and pads it, marking real frames in "valid". Output:
+  "motion" `[K + W, M]`, "audio" `[K + W, A]`, "valid" bool `[K + W]`, "has_previous" bool,
+  "gaze" `[2]`, "distance" `[]`, "emotion" int32 `[]`.
   """
 
   window: int
   context: int
+  stats: dict
 
   def __call__(self, clip: dict, rng: np.random.Generator) -> dict:
-    length = self.window + self.context
-    motion = schema.stack_labels(clip["labels"])
-    audio = np.asarray(clip["audio"], np.float32) / 32767.0
+    W, K = self.window, self.context
+    motion = (clip["motion"] - self.stats["motion_mean"]) / self.stats["motion_std"]
+    audio = (clip["audio"] - self.stats["audio_mean"]) / self.stats["audio_std"]
     num_frames = motion.shape[0]
-    start = int(rng.integers(0, max(num_frames - length, 0) + 1))
-    stop = min(start + length, num_frames)
-    valid = np.zeros(length, bool)
-    valid[:stop - start] = True
-    out_motion = np.zeros((length, motion.shape[1]), np.float32)
-    out_motion[:stop - start] = motion[start:stop]
-    out_audio = np.zeros(length * schema.SAMPLES_PER_FRAME, np.float32)
-    piece = audio[start * schema.SAMPLES_PER_FRAME:stop * schema.SAMPLES_PER_FRAME]
-    out_audio[:len(piece)] = piece
-    meta = clip["meta"]
+    if num_frames >= K + W:
+      start = int(rng.integers(K, num_frames - W + 1))
+      has_previous = K > 0
+    else:
+      start, has_previous = 0, False
+    out_motion = np.zeros((K + W, motion.shape[1]), np.float32)
+    out_audio = np.zeros((K + W, audio.shape[1]), np.float32)
+    valid = np.zeros(K + W, bool)
+    stop = min(start + W, num_frames)
+    out_motion[K:K + stop - start] = motion[start:stop]
+    out_audio[K:K + stop - start] = audio[start:stop]
+    valid[K:K + stop - start] = True
+    if has_previous:
+      out_motion[:K], out_audio[:K] = motion[start - K:start], audio[start - K:start]
+      valid[:K] = True
     return {"motion": out_motion, "audio": out_audio, "valid": valid,
-            "gaze": np.asarray(meta["gaze"], np.float32),
-            "distance": np.float32(meta["distance"]), "emotion": np.int32(meta["emotion"])}
+            "has_previous": np.bool_(has_previous),
+            "gaze": np.asarray(clip["gaze"], np.float32),
+            "distance": np.float32(clip["distance"]), "emotion": np.int32(clip["emotion"])}

@@ -1,7 +1,8 @@
 """Evaluators: one module per metric, chosen from the config.
 
 `config.evals` maps a name to one evaluator's settings: `type` picks the module (`EVALUATORS`),
-`every` says how often training runs it (0: only after the last step, and by `vasa evaluate`), and the
+`every` says how often training runs it (0: only after the last step; -1: never during training, only
+by `vasa evaluate`, e.g. the sampling settings of a sweep), and the
 remaining keys go to the module's `Evaluator(task, **settings)`. An evaluator's `run(params)` returns
 an `EvalResult`: scalars, logged as `<name>/<metric>`, and images, written to TensorBoard and to
 `<workdir>/eval/<name>_<step>.png`.
@@ -31,6 +32,7 @@ EVALUATORS = {
     "reconstruction": "vasa_jax.evaluators.reconstruction",
     "reenactment_grid": "vasa_jax.evaluators.reenactment",
     "synthtalk_transfer": "vasa_jax.evaluators.synthtalk_transfer",
+    "motion_controls": "vasa_jax.evaluators.motion_controls",
 }
 
 
@@ -52,12 +54,15 @@ class Scheduled:
   evaluator: Evaluator
 
   def due(self, step: int, last_step: int) -> bool:
+    if self.every < 0:
+      return False
     return step == last_step or (self.every > 0 and step % self.every == 0)
 
 
 def make_evaluators(config: ml_collections.ConfigDict, task: Any,
-                    only: list[str] | None = None) -> list[Scheduled]:
-  """The evaluators `config.evals` names (or only those in `only`), built for `task`."""
+                    only: list[str] | None = None, training: bool = False) -> list[Scheduled]:
+  """The evaluators `config.evals` names (or only those in `only`), built for `task`; with
+  `training`, those that never run during training (`every` -1) are not built."""
   evals = config.get("evals") or {}
   if only:
     unknown = sorted(set(only) - set(evals))
@@ -70,6 +75,8 @@ def make_evaluators(config: ml_collections.ConfigDict, task: Any,
     settings = dict(settings.to_dict() if hasattr(settings, "to_dict") else settings)
     kind = settings.pop("type", None)
     every = int(settings.pop("every", 0))
+    if training and every < 0:
+      continue
     if kind not in EVALUATORS:
       raise UserError(f"config.evals.{name}.type={kind!r} is unknown; known: "
                       f"{', '.join(sorted(EVALUATORS))}")

@@ -12,6 +12,7 @@ TASKS = {
     "reference_autoencoder": "vasa_jax.trainers.reference",
     "face_latent": "vasa_jax.trainers.face_latent",
     "synthtalk_probe": "vasa_jax.trainers.synthtalk_probe",
+    "motion": "vasa_jax.trainers.motion",
 }
 
 

@@ -603,7 +603,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
 
   from vasa_jax import evaluators as evaluators_lib  # Evaluators may import task modules.
 
-  evaluators = evaluators_lib.make_evaluators(config, task)
+  evaluators = evaluators_lib.make_evaluators(config, task, training=True)
   data_sharding = batch_sharding(mesh)
   train_step = jax.jit(
       make_train_step(task, tx, schedule, mesh, accum, ema_decay),

@@ -88,18 +88,6 @@ def test_stage1_triplets(tiny_dir):
   assert not np.array_equal(batch["source"], batch["other"])
 
 
-def test_stage2_windows(tiny_dir):
-  source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")
-  iterator = pipelines.global_batch_iterator(
-      source, seed=0, global_batch_size=4,
-      random_transform=pipelines.MotionWindows(window=25, context=10))
-  batch = next(iterator)
-  assert batch["motion"].shape == (4, 35, len(schema.LABEL_NAMES))
-  assert batch["audio"].shape == (4, 35 * schema.SAMPLES_PER_FRAME)
-  assert batch["valid"].all()  # Tiny clips last more than 35 frames.
-  assert batch["gaze"].shape == (4, 2) and batch["emotion"].shape == (4,)
-
-
 @pytest.mark.parametrize("worker_count", [0, 2])
 def test_pipeline_restored_from_its_state_continues_exactly(tiny_dir, worker_count):
   source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")

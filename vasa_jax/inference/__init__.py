@@ -1,0 +1,1 @@
+"""Inference: audio to motion (`motion`), and image + audio to video."""
