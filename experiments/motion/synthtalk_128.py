@@ -31,7 +31,8 @@ def get_config(arg=None):
       data_dir="", dataset="synthtalk/small", cache_dir="", train_split="train", worker_count=0,
       extract_batch_size=32))
   config.audio = ml_collections.ConfigDict(dict(wav2vec2_path="", layer="last"))
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, conditioning="adaln_zero"))
+  config.model = ml_collections.ConfigDict(
+      dict(variant=arg.variant, conditioning="adaln_zero", audio_filter=0))
   config.motion = ml_collections.ConfigDict(dict(window=50, context=10))  # W, K frames.
   config.diffusion = ml_collections.ConfigDict(dict(schedule="cosine", num_steps=1000))
   config.dropout = motion.default_dropout()
@@ -56,8 +57,8 @@ def get_config(arg=None):
 
 
 def sweep():
-  """Training ablations: W and K, the velocity loss, and conditioning by tokens instead of
-  adaLN-Zero. Sampling settings need no training: `vasa evaluate --workdir RUN --evals
+  """Training ablations: W and K, the velocity loss, conditioning by tokens instead of adaLN-Zero,
+  and a temporal filter on the audio tokens. Sampling settings need no training: `vasa evaluate --workdir RUN --evals
   audio_0,audio_1,audio_2,steps_10` (see `motion.default_evals`)."""
   return [
       {},
@@ -65,4 +66,5 @@ def sweep():
       {"motion.window": 50, "motion.context": 0},
       {"losses.velocity": 1.0},
       {"model.conditioning": "tokens"},
+      {"model.audio_filter": 5},
   ]

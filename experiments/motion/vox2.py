@@ -27,7 +27,8 @@ def get_config(arg=None):
       data_dir="", dataset="talking_videos", cache_dir="", train_split="train", worker_count=8,
       extract_batch_size=64))
   config.audio = ml_collections.ConfigDict(dict(wav2vec2_path="", layer="last"))
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, conditioning="adaln_zero"))
+  config.model = ml_collections.ConfigDict(
+      dict(variant=arg.variant, conditioning="adaln_zero", audio_filter=0))
   config.motion = ml_collections.ConfigDict(dict(window=50, context=10))
   config.diffusion = ml_collections.ConfigDict(dict(schedule="cosine", num_steps=1000))
   config.dropout = motion.default_dropout()
@@ -58,4 +59,5 @@ def sweep():
       {"motion.window": 100, "motion.context": 25},
       {"losses.velocity": 1.0},
       {"model.conditioning": "tokens"},
+      {"model.audio_filter": 5},
   ]

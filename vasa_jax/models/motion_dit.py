@@ -65,10 +65,12 @@ class MotionDiTConfig:
   mlp_dim: int = 128
   num_emotions: int = 4
   conditioning: str = "adaln_zero"
+  audio_filter: int = 0  # Frames of a learned per-channel temporal filter on audio; 0: none.
 
 
 def make_config(variant: str, *, motion_dim: int, audio_dim: int, window: int, context: int,
-                num_emotions: int, conditioning: str = "adaln_zero") -> MotionDiTConfig:
+                num_emotions: int, conditioning: str = "adaln_zero",
+                audio_filter: int = 0) -> MotionDiTConfig:
   if variant not in VARIANTS:
     raise UserError(f"motion model variant {variant!r} is unknown; use one of {sorted(VARIANTS)}")
   if conditioning not in CONDITIONINGS:
@@ -78,8 +80,11 @@ def make_config(variant: str, *, motion_dim: int, audio_dim: int, window: int, c
   sizes = VARIANTS[variant]
   if sizes["width"] % sizes["num_heads"]:
     raise UserError(f"variant {variant}: width must divide into heads")
+  if audio_filter < 0 or (audio_filter and audio_filter % 2 == 0):
+    raise UserError(f"audio_filter={audio_filter}: use 0 (none) or an odd number of frames")
   return MotionDiTConfig(motion_dim=motion_dim, audio_dim=audio_dim, window=window, context=context,
-                         num_emotions=num_emotions, conditioning=conditioning, **sizes)
+                         num_emotions=num_emotions, conditioning=conditioning,
+                         audio_filter=audio_filter, **sizes)
 
 
 def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
@@ -159,13 +164,27 @@ class MotionDiT(nn.Module):
     motion_in = nn.Dense(c.width, name="motion_in", **kw)
     audio_in = nn.Dense(c.width, name="audio_in", **kw)
 
-    # Per-frame tokens, previous window first.
+    # Per-frame tokens, previous window first. Absent audio is replaced before the temporal
+    # filter, so nothing of it reaches the output.
+    audio_absent = absent("audio_absent")
     audio_tokens = audio_in(conditions["audio"])
     audio_tokens = jnp.where(keep["audio"][..., None], audio_tokens,
-                             absent("audio_absent").astype(audio_tokens.dtype))
-    tokens = motion_in(x_t) + audio_tokens
+                             audio_absent.astype(audio_tokens.dtype))
     if c.context:
-      previous = motion_in(conditions["previous_motion"]) + audio_in(conditions["previous_audio"])
+      previous_audio = audio_in(conditions["previous_audio"])
+      previous_audio = jnp.where(keep["previous"][:, None, None], previous_audio,
+                                 audio_absent.astype(previous_audio.dtype))
+      audio_tokens = jnp.concatenate([previous_audio, audio_tokens], axis=1)
+    if c.audio_filter > 1:
+      # Starts as a moving average over `audio_filter` frames: frame-level audio features jitter
+      # from frame to frame, and so would the motion generated from them.
+      audio_tokens = nn.Conv(
+          c.width, (c.audio_filter,), padding="SAME", feature_group_count=c.width,
+          use_bias=False, kernel_init=nn.initializers.constant(1.0 / c.audio_filter),
+          name="audio_filter", **kw)(audio_tokens)
+    tokens = audio_tokens[:, c.context:] + motion_in(x_t)
+    if c.context:
+      previous = motion_in(conditions["previous_motion"]) + audio_tokens[:, :c.context]
       previous = jnp.where(keep["previous"][:, None, None], previous,
                            absent("previous_absent").astype(previous.dtype))
       tokens = jnp.concatenate([previous, tokens], axis=1)

@@ -35,7 +35,6 @@ from vasa_jax.models import motion_dit
 from vasa_jax.trainers import common
 
 TASK_NAME = "motion"
-POSE_DIM = 7  # z_pose: yaw, pitch, roll, tx, ty, tz, log_scale.
 DROPPED = ("audio", "gaze", "distance", "emotion", "previous")
 
 
@@ -98,7 +97,8 @@ class MotionTask:
     self.model_config = motion_dit.make_config(
         config.model.variant, motion_dim=motion_dim, audio_dim=audio_feature_size(config.audio),
         window=W, context=K, num_emotions=len(schema.EMOTIONS),
-        conditioning=config.model.get("conditioning", "adaln_zero"))
+        conditioning=config.model.get("conditioning", "adaln_zero"),
+        audio_filter=int(config.model.get("audio_filter", 0)))
     self.model = motion_dit.MotionDiT(self.model_config, dtype=jnp.dtype(config.compute_dtype))
     diffusion = config.diffusion
     self.schedule = schedules.make_schedule(diffusion.schedule, int(diffusion.num_steps))
@@ -165,7 +165,8 @@ class MotionTask:
   def model_summary(self) -> dict:
     c = self.model_config
     return {"name": "motion_dit", "variant": self.config.model.variant,
-            "conditioning": c.conditioning, "motion": self.motion_kind,
+            "conditioning": c.conditioning, "audio_filter": c.audio_filter,
+            "motion": self.motion_kind,
             "motion_dim": c.motion_dim, "audio_dim": c.audio_dim, "window": c.window,
             "context": c.context}
 
@@ -239,7 +240,7 @@ def stage1_motion_size(workdir: str) -> tuple[str, int]:
   if not workdir:
     return "labels", len(schema.LABEL_NAMES)
   from vasa_jax import configs
-  from vasa_jax.models.face_latent import networks
+  from vasa_jax.models.face_latent import networks, warping
 
   path = pathlib.Path(workdir) / "config.json"
   if not path.is_file():
@@ -249,7 +250,7 @@ def stage1_motion_size(workdir: str) -> tuple[str, int]:
   if stage1.get("task") != "face_latent":
     raise UserError(f"{path} is a run of task {stage1.get('task')!r}; config.stage1.workdir must "
                     "be a stage-1 (face_latent) run")
-  return "latents", POSE_DIM + networks.make_config(stage1.model.variant).dyn_dim
+  return "latents", warping.POSE_DIM + networks.make_config(stage1.model.variant).dyn_dim
 
 
 def audio_feature_size(audio: ml_collections.ConfigDict) -> int:
