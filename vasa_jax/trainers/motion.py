@@ -156,8 +156,7 @@ class MotionTask:
         source, seed=self.config.seed, global_batch_size=self.config.batch_size,
         process_index=process_index, process_count=process_count,
         random_transform=pipelines.MotionWindows(self.model_config.window,
-                                                 self.model_config.context,
-                                             self.stats),
+                                                 self.model_config.context, self.stats),
         worker_count=self.config.data.get("worker_count", 0))
 
   # Model.
@@ -166,8 +165,7 @@ class MotionTask:
     c = self.model_config
     return {"name": "motion_dit", "variant": self.config.model.variant,
             "conditioning": c.conditioning, "audio_filter": c.audio_filter,
-            "motion": self.motion_kind,
-            "motion_dim": c.motion_dim, "audio_dim": c.audio_dim, "window": c.window,
+            "motion": self.motion_kind, "motion_dim": c.motion_dim, "audio_dim": c.audio_dim, "window": c.window,
             "context": c.context}
 
   def init_params(self, rng: jax.Array):
@@ -210,6 +208,7 @@ class MotionTask:
     keep = self.training_keep(keep_rng, keep)
     x0_hat = self.model.apply({"params": params}, x_t, t, conditions, keep)
     weights = valid.astype(jnp.float32)
+
     def masked_mean(error, mask):
       return jnp.sum(jnp.mean(error**2, axis=-1) * mask) / jnp.maximum(mask.sum(), 1)
 
