@@ -11,6 +11,8 @@ to the clip's real motion ("_real": what the reading allows) and, when `baseline
 generated with every control and the audio absent ("_unconditional": what the model does without
 being asked). Scalars:
   mouth_corr          Pearson correlation of generated and true jaw opening per clip, averaged;
+  mouth_amplitude     std of the generated jaw opening over the true one's (1: as wide);
+  mouth_error         mean |generated - true jaw opening| (SynthTalk's jaw units, 0 to 1);
   dP                  mean |angle change| between adjacent frames over yaw, pitch and roll, degrees
                       (VASA-1's motion intensity), next to dP_real of the clips' real motion;
   gaze_error          angle between the clip's mean generated gaze and the requested one, degrees (E_g);
@@ -136,13 +138,17 @@ class Evaluator:
     return [motion[row, :lengths[row]] for row in range(len(self.clips))]
 
   def _scores(self, motions: list[np.ndarray]) -> dict[str, float]:
-    corr, intensity, gaze, distance = [], [], [], []
+    corr, amplitude, jaw_error, intensity, gaze, distance = [], [], [], [], [], []
     for clip, motion in zip(self.clips, motions):
       read = self.reader(motion)
       true_jaw = clip["labels"][:, LABEL["jaw_open"]]
       labelled = np.isfinite(true_jaw)
       if labelled.sum() > 2:
-        corr.append(_corr(read[labelled, LABEL["jaw_open"]], true_jaw[labelled]))
+        jaw, true_jaw = read[labelled, LABEL["jaw_open"]], true_jaw[labelled]
+        corr.append(_corr(jaw, true_jaw))
+        # Correlation ignores scale: a barely moving mouth can correlate well.
+        amplitude.append(float(jaw.std() / max(true_jaw.std(), 1e-6)))
+        jaw_error.append(float(np.abs(jaw - true_jaw).mean()))
       intensity.append(motion_intensity(motion[:, :3]))
       mean_gaze = read[:, [LABEL["gaze_theta"], LABEL["gaze_phi"]]].mean(0)
       if np.all(np.isfinite(clip["gaze"])):
@@ -150,7 +156,8 @@ class Evaluator:
       if np.isfinite(clip["distance"]):
         distance.append(abs(float(read[:, LABEL["distance"]].mean()) - float(clip["distance"])))
     mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
-    return {"mouth_corr": mean(corr), "dP": mean(intensity), "gaze_error": mean(gaze),
+    return {"mouth_corr": mean(corr), "mouth_amplitude": mean(amplitude),
+            "mouth_error": mean(jaw_error), "dP": mean(intensity), "gaze_error": mean(gaze),
             "distance_error": mean(distance)}
 
   def run(self, params) -> EvalResult:
