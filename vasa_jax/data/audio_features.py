@@ -155,19 +155,24 @@ def register(subparsers) -> None:
   parser = subparsers.add_parser(
       "audio-features", help="compute and cache the audio features of a dataset split for stage 2",
       description=__doc__.split("\n\n")[0])
+  add_dataset_and_encoder_arguments(parser)
+  parser.add_argument("--split", default="train")
+  parser.add_argument("--cache_dir", required=True, help="where the features are stored")
+  parser.add_argument("--batch_size", type=int, default=8)
+  parser.set_defaults(handler=_command)
+
+
+def add_dataset_and_encoder_arguments(parser) -> None:
+  """--data_dir, --dataset, --wav2vec2 and --layer: the commands that cache features of a split."""
   parser.add_argument("--data_dir", required=True,
                       help="tfds folder of SynthTalk, or the output of vasa prepare")
   parser.add_argument("--dataset", required=True, help="synthtalk/<config> or talking_videos")
-  parser.add_argument("--split", default="train")
-  parser.add_argument("--cache_dir", required=True, help="where the features are stored")
   parser.add_argument("--wav2vec2", default="",
                       help="local Hugging Face folder (config.json + model.safetensors) of a "
                       "Wav2Vec2 or HuBERT model; without it, log-mel spectra")
   parser.add_argument("--layer", default="last",
                       help="'last', a hidden-state index, or 'weighted' (all layers, for a learned "
                       "weighted sum)")
-  parser.add_argument("--batch_size", type=int, default=8)
-  parser.set_defaults(handler=_command)
 
 
 def _command(args) -> int:

@@ -474,6 +474,8 @@ class MotionLatentSource:
 
 
 def register(subparsers) -> None:
+  from vasa_jax.data import audio_features
+
   parser = subparsers.add_parser(
       "motion-latents", help="cache stage 1's motion latents and the audio features of dataset "
       "splits for stage 2", description=__doc__.split("\n\n")[0])
@@ -482,19 +484,11 @@ def register(subparsers) -> None:
                       "the dataset's motion labels only (SynthTalk)")
   parser.add_argument("--step", type=int, default=None,
                       help="stage-1 checkpoint step (default: latest)")
-  parser.add_argument("--data_dir", required=True,
-                      help="tfds folder of SynthTalk, or the output of vasa prepare")
-  parser.add_argument("--dataset", required=True, help="synthtalk/<config> or talking_videos")
+  audio_features.add_dataset_and_encoder_arguments(parser)
   parser.add_argument("--split", default="train", metavar="SPLIT[,SPLIT]",
                       help="one split or several, e.g. train,validation; statistics are computed "
                       "for train")
   parser.add_argument("--cache_dir", required=True, help="where the caches are stored")
-  parser.add_argument("--wav2vec2", default="",
-                      help="local Hugging Face folder (config.json + model.safetensors) of a "
-                      "Wav2Vec2 or HuBERT model; without it, log-mel spectra")
-  parser.add_argument("--layer", default="last",
-                      help="'last', a hidden-state index, or 'weighted' (all layers, for a learned "
-                      "weighted sum)")
   parser.add_argument("--batch_size", type=int, default=64, help="frames per motion-encoder call")
   parser.set_defaults(handler=_command)
 

@@ -23,6 +23,8 @@ being asked). Scalars:
 
 from __future__ import annotations
 
+import weakref
+
 import jax
 import numpy as np
 
@@ -74,6 +76,17 @@ class LabelReader:
     return features @ self.weights
 
 
+_READERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def label_reader(task, seed: int = 0) -> LabelReader:
+  """One reader per task and seed: the sweep's evaluators share its fit on the training cache."""
+  readers = _READERS.setdefault(task, {})
+  if seed not in readers:
+    readers[seed] = LabelReader(task, seed=seed)
+  return readers[seed]
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
   a, b = a - a.mean(), b - b.mean()
   denominator = np.sqrt((a * a).sum() * (b * b).sum())
@@ -108,7 +121,7 @@ class Evaluator:
     count = min(num_clips, len(source))
     order = np.random.default_rng(seed).permutation(len(source))[:count]
     self.clips = [source[int(i)] for i in sorted(order)]
-    self.reader = LabelReader(task, seed=seed)
+    self.reader = label_reader(task, seed)
     self.seed, self.baseline = seed, baseline
     self.overrides = {}
     if num_steps:
