@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vasa train --config experiments/reference_autoencoder.py --workdir $(DEMO_DIR)/reference_autoencoder
+	$(BIN)/vasa demo --workdir $(DEMO_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

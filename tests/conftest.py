@@ -77,3 +77,21 @@ def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
 def face_latent_tiny_workdir(face_latent_tiny_run):
   """The workdir (str) of `face_latent_tiny_run`, for tests that read a stage-1 model back."""
   return str(face_latent_tiny_run[3])
+
+
+@pytest.fixture(scope="session")
+def motion_latents_run(synthtalk_tiny_dir, face_latent_tiny_workdir, tmp_path_factory):
+  """A 4-step stage-2 run on the motion latents of `face_latent_tiny_run` (by `motion.train`, so
+  its workdir holds what generation reads), evaluated after the last step with 4 sampling steps.
+  Returns (config, train result, workdir)."""
+  from vasa_jax import configs
+  from vasa_jax.trainers import motion
+
+  workdir = tmp_path_factory.mktemp("motion_latents_run")
+  config = configs.load_config(f"{EXPERIMENTS / 'motion' / 'synthtalk_tiny.py'}:runlocal", [
+      f"--config.data.data_dir={synthtalk_tiny_dir}",
+      f"--config.data.cache_dir={tmp_path_factory.mktemp('motion_latents_cache')}",
+      f"--config.stage1.workdir={face_latent_tiny_workdir}", "--config.total_steps=4",
+      "--config.evals.motion.num_steps=4", "--config.sampling.steps=2"])
+  result = motion.train(config, str(workdir / "run"))
+  return config, result, workdir / "run"

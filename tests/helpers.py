@@ -37,3 +37,28 @@ def load_checkpoint_params(workdir: pathlib.Path, step: int | None = None):
                           metadata)
     state = checkpointer.restore(directory / str(step) / "state", target)
   return step, jax.tree.map(np.asarray, state["params"])
+
+
+def tone(seconds: float) -> np.ndarray:
+  t = np.arange(int(seconds * 16000)) / 16000
+  return (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(
+      np.float32)
+
+
+def moving_photo(photo: np.ndarray, frames: int, fps: int, canvas=(480, 640), shift=40.0,
+                 roll_degrees=12.0, scale=(0.9, 1.2)):
+  """The photo on a grey canvas, moved, scaled and turned frame by frame; returns frames, rolls."""
+  import cv2
+
+  height, width = canvas
+  out, rolls = [], []
+  for t in range(frames):
+    phase = 2 * np.pi * t / frames
+    roll = roll_degrees * np.sin(phase)
+    s = scale[0] + (scale[1] - scale[0]) * (0.5 + 0.5 * np.cos(phase))
+    matrix = cv2.getRotationMatrix2D((photo.shape[1] / 2, photo.shape[0] / 2), roll, s)
+    matrix[:, 2] += [width / 2 - photo.shape[1] / 2 + shift * np.sin(phase),
+                     height / 2 - photo.shape[0] / 2 + 0.5 * shift * np.cos(phase)]
+    out.append(cv2.warpAffine(photo, matrix, (width, height), borderValue=(128, 128, 128)))
+    rolls.append(np.deg2rad(roll))
+  return out, np.array(rolls)

@@ -76,11 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.set_defaults(handler=None)
   from vasa_jax.data import audio_features, motion_latents, prepare
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
+  from vasa_jax import demo
+  from vasa_jax.inference import cli as inference_cli
 
   prepare.register(subparsers)
   synthtalk_cli.register(subparsers)
   audio_features.register(subparsers)
   motion_latents.register(subparsers)
+  inference_cli.register(subparsers)
+  demo.register(subparsers)
   return parser
 
 

@@ -138,24 +138,19 @@ def test_training_dropout_is_what_guidance_drops(trained):
       dropout[name] = value
 
 
-def test_stage_two_on_stage_one_latents(synthtalk_tiny_dir, face_latent_tiny_workdir, tmp_path,
-                                        capsys):
-  config = motion_config(synthtalk_tiny_dir, tmp_path / "cache", "--config.total_steps=4",
-                         f"--config.stage1.workdir={face_latent_tiny_workdir}",
-                         "--config.evals.motion.num_steps=4")
+def test_stage_two_on_stage_one_latents(motion_latents_run, capsys):
+  config, result, workdir = motion_latents_run
   task = motion.make_task(config)
   assert task.motion_kind == "latents"
   assert task.model_config.motion_dim == 7 + 32  # z_pose and the tiny stage-1 z_dyn.
-  result = common.train(config, tmp_path / "run", task,
-                        mesh=common.create_mesh({"data": 1, "fsdp": 1}))
   assert result.final_step == 4 and np.isfinite(result.last_metrics["loss"])
-  scores = json.loads((tmp_path / "run" / "eval" / "step_0000004.json").read_text())
-  # Labels are read from latents by a ridge fit on the training cache (of a 2-step stage 1 here).
+  scores = json.loads((workdir / "eval" / "step_0000004.json").read_text())
+  # Labels are read from latents by a ridge fit on the training cache (of a 40-step stage 1 here).
   assert -1.0 <= scores["motion/mouth_corr_real"] <= 1.0
   assert np.isfinite(scores["motion/gaze_error_real"]) and np.isfinite(scores["motion/dP"])
   # The sampling sweep runs from the command line, adding to the step's scores.
-  assert main.main(["evaluate", "--workdir", str(tmp_path / "run"), "--evals", "steps_10"]) == 0
-  again = json.loads((tmp_path / "run" / "eval" / "step_0000004.json").read_text())
+  assert main.main(["evaluate", "--workdir", str(workdir), "--evals", "steps_10"]) == 0
+  again = json.loads((workdir / "eval" / "step_0000004.json").read_text())
   assert "steps_10/mouth_corr" in again and "motion/mouth_corr" in again
   assert "steps_10/dP" in capsys.readouterr().out
 

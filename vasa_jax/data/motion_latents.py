@@ -148,7 +148,11 @@ def load_stage1(workdir: str | os.PathLike, step: int | None = None,
   with config.unlocked():
     config.losses.vgg19_path = ""
     config.losses.arcface_path = ""
-  task = face_latent.make_task(config)
+  logging.disable(logging.WARNING)  # Its report of the losses left off concerns training only.
+  try:
+    task = face_latent.make_task(config)
+  finally:
+    logging.disable(logging.NOTSET)
   trained = common.load_trained(workdir, task, config, step)
   return Stage1(task=task, params=trained.params, step=int(trained.step), workdir=str(workdir),
                 variant=str(config.model.variant), image_size=int(task.image_size),

@@ -254,7 +254,7 @@ def find_tracks(observations: Sequence[FrameObservation], options: PrepareOption
   return tracks, skipped
 
 
-def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+def smooth_track(values: np.ndarray, sigma: float) -> np.ndarray:
   """Gaussian smoothing along axis 0 with edges held (no shrinking towards zero at the ends)."""
   if sigma <= 0 or len(values) < 3:
     return values
@@ -349,7 +349,7 @@ def prepare_video(item: VideoItem, analyzer, options: PrepareOptions) -> tuple[l
   kept = []
   for start, stop in tracks:
     track = observations[start:stop]
-    boxes = _smooth(np.stack([faces.crop_box(o.landmarks) for o in track]),
+    boxes = smooth_track(np.stack([faces.crop_box(o.landmarks) for o in track]),
                     options.smoothing_frames)
     face_pixels = np.median([faces.face_size(o.landmarks) for o in track])
     if face_pixels < options.min_face_pixels:

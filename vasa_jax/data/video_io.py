@@ -22,6 +22,140 @@ AI_GENERATED_METADATA = {
 }
 
 
+class VideoWriter:
+  """An H.264 (+ AAC) mp4 written incrementally: frames and audio are added as they are made.
+
+  Memory stays bounded whatever the length: frames and audio chunks are encoded and muxed as they
+  come. The file is written under a temporary name next to `path` and renamed on `close()`; if an
+  exception leaves the `with` block (or `abort()` is called) the partial file is removed, so `path`
+  only ever holds a complete video (and an earlier file there stays until the new one is done).
+
+    with VideoWriter("out.mp4", fps=25, audio=True) as writer:
+      writer.write_audio(samples)      # float32 mono chunks in [-1, 1] (or int16), any sizes
+      writer.write_frames(frames)      # uint8 [H, W, 3] or [N, H, W, 3] RGB, even sizes
+
+  Args:
+    path: output file (.mp4).
+    fps: frames per second.
+    audio: whether the file has a mono AAC track (fed by `write_audio`).
+    sample_rate: of the audio, in Hz.
+    metadata: extra container metadata; the AI-generated mark is always added.
+    crf: x264 quality (lower is better; 18 is visually lossless).
+  """
+
+  def __init__(self, path: str | os.PathLike, fps: int, audio: bool = False,
+               sample_rate: int = 16000, metadata: Mapping[str, str] | None = None,
+               crf: int = 18):
+    import av
+
+    self.path = pathlib.Path(path)
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+    self.fps, self.sample_rate, self.crf = int(fps), int(sample_rate), int(crf)
+    self.num_frames = 0
+    self.num_samples = 0
+    self._container = av.open(str(self._tmp), mode="w")
+    for key, value in {**(metadata or {}), **AI_GENERATED_METADATA}.items():
+      self._container.metadata[key] = value
+    self._video = None
+    self._audio = None
+    if audio:
+      self._audio = self._container.add_stream("aac", rate=self.sample_rate)
+      self._audio.layout = "mono"
+    self._pending_audio: list[np.ndarray] = []
+    self._open = True
+
+  def __enter__(self) -> VideoWriter:
+    return self
+
+  def __exit__(self, exc_type, exc, tb) -> None:
+    if exc_type is None:
+      self.close()
+    else:
+      self.abort()
+
+  def write_frames(self, frames: np.ndarray | Iterable[np.ndarray]) -> None:
+    """Adds uint8 RGB frames: one [H, W, 3], a batch [N, H, W, 3] or an iterable of frames."""
+    import av
+
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+      frames = [frames]
+    for frame in frames:
+      frame = np.ascontiguousarray(frame, dtype=np.uint8)
+      if self._video is None:
+        height, width = frame.shape[:2]
+        if frame.ndim != 3 or frame.shape[2] != 3 or height % 2 or width % 2:
+          raise ValueError(f"frames must be RGB [H, W, 3] with even H and W; got {frame.shape}")
+        self._video = self._container.add_stream("libx264", rate=self.fps)
+        self._video.height, self._video.width = height, width
+        self._video.pix_fmt = "yuv420p"
+        self._video.options = {"crf": str(self.crf)}
+        for samples in self._pending_audio:
+          self._encode_audio(samples)
+        self._pending_audio = []
+      for packet in self._video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        self._container.mux(packet)
+      self.num_frames += 1
+
+  def write_audio(self, samples: np.ndarray) -> None:
+    """Adds a chunk of mono audio (float in [-1, 1], or int16) after the previous ones.
+
+    Audio given before the first frame waits for it (the container's streams are fixed when the
+    first packet is written, and the video stream takes its size from the first frame)."""
+    if self._audio is None:
+      raise ValueError(f"{self.path} was opened without an audio track (audio=False)")
+    samples = np.asarray(samples).reshape(-1)
+    if not samples.size:
+      return
+    if self._video is None:
+      self._pending_audio.append(samples)
+      return
+    self._encode_audio(samples)
+
+  def _encode_audio(self, samples: np.ndarray) -> None:
+    import av
+
+    if samples.dtype != np.int16:
+      samples = (np.clip(samples, -1.0, 1.0) * 32767).round().astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
+    frame.sample_rate = self.sample_rate
+    frame.pts = self.num_samples
+    frame.time_base = fractions.Fraction(1, self.sample_rate)
+    for packet in self._audio.encode(frame):
+      self._container.mux(packet)
+    self.num_samples += samples.size
+
+  def close(self) -> pathlib.Path:
+    """Flushes the encoders and moves the finished file to its final name."""
+    if not self._open:
+      return self.path
+    try:
+      if self._video is None:
+        raise ValueError(f"no frames to write to {self.path}")
+      for packet in self._video.encode():
+        self._container.mux(packet)
+      if self._audio is not None:
+        for packet in self._audio.encode():
+          self._container.mux(packet)
+    except BaseException:
+      self.abort()
+      raise
+    self._container.close()
+    self._open = False
+    os.replace(self._tmp, self.path)
+    return self.path
+
+  def abort(self) -> None:
+    """Stops writing and removes the partial file; `path` is left as it was."""
+    if self._open:
+      self._open = False
+      try:
+        self._container.close()
+      except Exception:  # Closing a half-written container can fail; the file goes anyway.
+        pass
+    self._tmp.unlink(missing_ok=True)
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int,
                 audio: np.ndarray | None = None, sample_rate: int = 16000,
                 metadata: Mapping[str, str] | None = None, crf: int = 18) -> pathlib.Path:
@@ -39,52 +173,12 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int,
   Returns:
     The path written.
   """
-  import av
-
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-  container = av.open(str(tmp), mode="w")
-  try:
-    for key, value in {**(metadata or {}), **AI_GENERATED_METADATA}.items():
-      container.metadata[key] = value
-    video = None
-    audio_stream = None
+  with VideoWriter(path, fps, audio=audio is not None, sample_rate=sample_rate,
+                   metadata=metadata, crf=crf) as writer:
     if audio is not None:
-      audio_stream = container.add_stream("aac", rate=sample_rate)
-      audio_stream.layout = "mono"
-    for frame in frames:
-      frame = np.ascontiguousarray(frame, dtype=np.uint8)
-      if video is None:
-        video = container.add_stream("libx264", rate=fps)
-        video.height, video.width = frame.shape[:2]
-        video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(crf)}
-      for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-        container.mux(packet)
-    if video is None:
-      raise ValueError(f"no frames to write to {path}")
-    for packet in video.encode():
-      container.mux(packet)
-    if audio_stream is not None:
-      samples = np.asarray(audio)
-      if samples.dtype != np.int16:
-        samples = (np.clip(samples, -1.0, 1.0) * 32767).round().astype(np.int16)
-      audio_frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
-      audio_frame.sample_rate = sample_rate
-      audio_frame.pts = 0
-      audio_frame.time_base = fractions.Fraction(1, sample_rate)
-      for packet in audio_stream.encode(audio_frame):
-        container.mux(packet)
-      for packet in audio_stream.encode():
-        container.mux(packet)
-  except BaseException:
-    container.close()
-    tmp.unlink(missing_ok=True)
-    raise
-  container.close()
-  os.replace(tmp, path)
-  return path
+      writer.write_audio(audio)
+    writer.write_frames(frames)
+  return writer.path
 
 
 def write_image_grid(rows: list[np.ndarray], path: str | os.PathLike) -> pathlib.Path:
@@ -197,6 +291,43 @@ def video_start_time(path: str | os.PathLike) -> float:
       if frame.time is not None:
         return float(frame.time)
   return 0.0
+
+
+def iter_audio(path: str | os.PathLike, sample_rate: int = 16000,
+               chunk_samples: int = 16000) -> Iterator[np.ndarray]:
+  """Decodes the first audio stream as mono float32 chunks of `chunk_samples` (the last one shorter),
+  at `sample_rate`: `read_audio` in bounded memory, for audio of any length.
+
+  Raises MediaError if there is no audio stream or it cannot be decoded.
+  """
+  import av
+
+  pending, count = [], 0
+  try:
+    with av.open(str(path)) as container:
+      if not container.streams.audio:
+        raise MediaError(path, "no audio track")
+      resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+
+      def resampled():
+        for frame in container.decode(container.streams.audio[0]):
+          yield from resampler.resample(frame)
+        yield from resampler.resample(None)
+
+      for out in resampled():
+        samples = out.to_ndarray().reshape(-1).astype(np.float32)
+        pending.append(samples)
+        count += samples.size
+        while count >= chunk_samples:
+          joined = np.concatenate(pending)
+          yield joined[:chunk_samples]
+          pending, count = [joined[chunk_samples:]], count - chunk_samples
+  except MediaError:
+    raise
+  except Exception as e:
+    raise MediaError(path, "unreadable audio", f"{type(e).__name__}: {e}") from e
+  if count:
+    yield np.concatenate(pending)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = 16000,

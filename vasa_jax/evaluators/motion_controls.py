@@ -87,7 +87,7 @@ def label_reader(task, seed: int = 0) -> LabelReader:
   return readers[seed]
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
   a, b = a - a.mean(), b - b.mean()
   denominator = np.sqrt((a * a).sum() * (b * b).sum())
   return float((a * b).sum() / denominator) if denominator > 0 else 0.0
@@ -158,7 +158,7 @@ class Evaluator:
       labelled = np.isfinite(true_jaw)
       if labelled.sum() > 2:
         jaw, true_jaw = read[labelled, LABEL["jaw_open"]], true_jaw[labelled]
-        corr.append(_corr(jaw, true_jaw))
+        corr.append(correlation(jaw, true_jaw))
         # Correlation ignores scale: a barely moving mouth can correlate well.
         amplitude.append(float(jaw.std() / max(true_jaw.std(), 1e-6)))
         jaw_error.append(float(np.abs(jaw - true_jaw).mean()))

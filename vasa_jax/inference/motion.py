@@ -78,6 +78,36 @@ class MotionGenerator:
     shape = (conditions["audio"].shape[0], self.window, self.model.config.motion_dim)
     return sampler.sample(guided, self.schedule, shape, rng, self.num_steps, self.method, self.eta)
 
+  def stream(self, rng: jax.Array, batch: int = 1, *, gaze: np.ndarray | None = None,
+             distance: np.ndarray | None = None, emotion: np.ndarray | None = None,
+             previous_motion: np.ndarray | None = None,
+             previous_audio: np.ndarray | None = None) -> MotionStream:
+    """A `MotionStream`: motion for audio that arrives over time, window after window.
+
+    Args: as `generate`.
+    """
+    def given(value, shape, dtype):
+      if value is None:
+        return np.zeros(shape, dtype), np.zeros((batch,), bool)
+      return np.asarray(value, dtype).reshape(shape), np.ones((batch,), bool)
+
+    controls = {}
+    for name, value, shape, dtype in (("gaze", gaze, (batch, 2), np.float32),
+                                      ("distance", distance, (batch,), np.float32),
+                                      ("emotion", emotion, (batch,), np.int32)):
+      controls[name], controls[f"keep_{name}"] = given(value, shape, dtype)
+    K, motion_dim = self.context, self.model.config.motion_dim
+    audio_dim = self.model.config.audio_dim
+    if previous_motion is None:
+      history_motion = np.zeros((batch, K, motion_dim), np.float32)
+      history_audio = np.zeros((batch, K, audio_dim), np.float32)
+      has_previous = np.zeros((batch,), bool)
+    else:
+      history_motion = self.normalize_motion(previous_motion).reshape(batch, K, motion_dim)
+      history_audio = self.normalize_audio(previous_audio).reshape(batch, K, audio_dim)
+      has_previous = np.ones((batch,), bool)
+    return MotionStream(self, rng, controls, history_motion, history_audio, has_previous)
+
   def generate(self, audio: np.ndarray, num_frames: np.ndarray | None, rng: jax.Array, *,
                gaze: np.ndarray | None = None, distance: np.ndarray | None = None,
                emotion: np.ndarray | None = None, previous_motion: np.ndarray | None = None,
@@ -99,49 +129,85 @@ class MotionGenerator:
       `[batch, frames, motion_dim]` float32 motion in the cache's units; frames past `num_frames`
       are zero.
     """
-    audio = self.normalize_audio(audio)
-    batch, total, audio_dim = audio.shape
+    audio = np.asarray(audio, np.float32)
+    batch, total, _ = audio.shape
     num_frames = np.full((batch,), total) if num_frames is None else np.asarray(num_frames)
-    W, K = self.window, self.context
-    motion_dim = self.model.config.motion_dim
-    num_windows = -(-total // W)
-    padded = np.zeros((batch, num_windows * W, audio_dim), np.float32)
-    padded[:, :total] = audio
-    frame = np.arange(num_windows * W)
-    audio_present = (frame[None] < num_frames[:, None]) & (not without_audio)
-
-    def given(value, shape, dtype):
-      if value is None:
-        return np.zeros(shape, dtype), np.zeros((batch,), bool)
-      return np.asarray(value, dtype).reshape(shape), np.ones((batch,), bool)
-
-    gaze, keep_gaze = given(gaze, (batch, 2), np.float32)
-    distance, keep_distance = given(distance, (batch,), np.float32)
-    emotion, keep_emotion = given(emotion, (batch,), np.int32)
-    if previous_motion is None:
-      prev_motion = np.zeros((batch, K, motion_dim), np.float32)
-      prev_audio = np.zeros((batch, K, audio_dim), np.float32)
-      keep_previous = np.zeros((batch,), bool)
-    else:
-      prev_motion = self.normalize_motion(previous_motion)
-      prev_audio = self.normalize_audio(previous_audio)
-      keep_previous = np.ones((batch,), bool)
-
-    windows = []
-    for w in range(num_windows):
-      span = slice(w * W, (w + 1) * W)
-      conditions = {"previous_motion": jnp.asarray(prev_motion),
-                    "previous_audio": jnp.asarray(prev_audio),
-                    "audio": jnp.asarray(padded[:, span]), "gaze": jnp.asarray(gaze),
-                    "distance": jnp.asarray(distance), "emotion": jnp.asarray(emotion)}
-      keep = {"audio": jnp.asarray(audio_present[:, span]), "gaze": jnp.asarray(keep_gaze),
-              "distance": jnp.asarray(keep_distance), "emotion": jnp.asarray(keep_emotion),
-              "previous": jnp.asarray(keep_previous)}
-      x0 = np.asarray(self._window(self.params, jax.random.fold_in(rng, w), conditions, keep))
-      windows.append(x0)
-      if K:
-        prev_motion, prev_audio = x0[:, W - K:], padded[:, span][:, W - K:]
-        keep_previous = np.ones((batch,), bool)
-    motion = self.denormalize_motion(np.concatenate(windows, axis=1)[:, :total])
-    motion[frame[None, :total] >= num_frames[:, None]] = 0.0
+    present = (np.arange(total)[None] < num_frames[:, None]) & (not without_audio)
+    stream = self.stream(rng, batch, gaze=gaze, distance=distance, emotion=emotion,
+                         previous_motion=previous_motion, previous_audio=previous_audio)
+    W = self.window
+    motion = np.concatenate([stream.next(audio[:, s:s + W], present[:, s:s + W])
+                             for s in range(0, total, W)], axis=1)
+    motion[~(np.arange(total)[None] < num_frames[:, None])] = 0.0
     return motion
+
+
+@dataclasses.dataclass
+class MotionStream:
+  """Sampling state between windows: the controls and the last K frames of motion and audio.
+
+  Build one with `MotionGenerator.stream`. Each `next` call samples one window whose first frames
+  have audio (the rest is marked absent, as training's dropped audio tail), keeps its first
+  `commit` frames and continues the next window from the last K frames kept so far. With whole
+  windows committed this is exactly `MotionGenerator.generate`; committing fewer frames than a window
+  gives motion for audio as it arrives, a few frames at a time, at the cost of sampling more windows.
+  """
+
+  generator: MotionGenerator
+  rng: jax.Array
+  controls: dict[str, np.ndarray]
+  history_motion: np.ndarray  # [B, K, M] normalised
+  history_audio: np.ndarray  # [B, K, A] normalised
+  has_previous: np.ndarray  # [B] bool
+  windows: int = 0
+
+  def next(self, audio: np.ndarray, present: np.ndarray | None = None,
+           commit: int | None = None) -> np.ndarray:
+    """Samples one window.
+
+    Args:
+      audio: `[batch, n, audio_dim]` features (not normalised) of the window's first n <= W frames.
+      present: `[batch, n]` which of those frames have audio (default all); the remaining W - n
+        frames of the window hear nothing.
+      commit: how many frames of the window to return and continue from (default n).
+
+    Returns:
+      `[batch, commit, motion_dim]` motion in the cache's units.
+    """
+    g = self.generator
+    W, K = g.window, g.context
+    audio = g.normalize_audio(audio)
+    batch, n, audio_dim = audio.shape
+    commit = n if commit is None else int(commit)
+    if not 0 < n <= W or not 0 < commit <= W:
+      raise ValueError(f"a window takes 1..{W} frames of audio and commits 1..{W}; got {n}, "
+                       f"{commit}")
+    window_audio = np.zeros((batch, W, audio_dim), np.float32)
+    window_audio[:, :n] = audio
+    keep_audio = np.zeros((batch, W), bool)
+    keep_audio[:, :n] = True if present is None else np.asarray(present, bool)
+    c = self.controls
+    conditions = {"previous_motion": jnp.asarray(self.history_motion),
+                  "previous_audio": jnp.asarray(self.history_audio),
+                  "audio": jnp.asarray(window_audio), "gaze": jnp.asarray(c["gaze"]),
+                  "distance": jnp.asarray(c["distance"]), "emotion": jnp.asarray(c["emotion"])}
+    keep = {"audio": jnp.asarray(keep_audio), "gaze": jnp.asarray(c["keep_gaze"]),
+            "distance": jnp.asarray(c["keep_distance"]),
+            "emotion": jnp.asarray(c["keep_emotion"]), "previous": jnp.asarray(self.has_previous)}
+    x0 = np.asarray(g._window(g.params, jax.random.fold_in(self.rng, self.windows), conditions,
+                              keep))
+    self.windows += 1
+    kept = x0[:, :commit]
+    if K:
+      history_motion, history_audio = self.history_motion, self.history_audio
+      if commit < K:
+        # Rows without earlier frames start as if the head had been still at the first frame
+        # (and silent: normalised audio 0 is the mean feature) before it.
+        fresh = ~self.has_previous
+        history_motion = np.where(fresh[:, None, None], kept[:, :1], history_motion)
+        history_audio = np.where(fresh[:, None, None], 0.0, history_audio)
+      self.history_motion = np.concatenate([history_motion, kept], axis=1)[:, -K:]
+      self.history_audio = np.concatenate([history_audio, window_audio[:, :commit]],
+                                          axis=1)[:, -K:]
+      self.has_previous = np.ones((batch,), bool)
+    return g.denormalize_motion(kept)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import pathlib
 from typing import Any
 
@@ -277,9 +278,50 @@ def make_task(config: ml_collections.ConfigDict) -> MotionTask:
   return MotionTask(config)
 
 
+RUN_STATS = "motion_stats.npz"
+RUN_SOURCE = "motion_source.json"
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult:
   """Trains stage 2; `config.evals` run during training and after the last step."""
-  return common.train(config, workdir, make_task(config))
+  task = make_task(config)
+  write_run_files(task, workdir)
+  return common.train(config, workdir, task)
+
+
+def write_run_files(task: MotionTask, workdir: str | os.PathLike) -> None:
+  """Stores what generation needs besides the checkpoint in the run's workdir, so that the run
+  stands alone: `motion_stats.npz` (the training cache's normalisation) and `motion_source.json`
+  (the stage-1 checkpoint its latents came from, by absolute path and step, and the audio encoder).
+  """
+  from vasa_jax import evaluators
+
+  stats = task.stats  # Extracts the training cache first if needed (all processes).
+  if jax.process_index() != 0:
+    return
+  workdir = pathlib.Path(workdir)
+  config_path = workdir / "config.json"
+  if config_path.is_file() and json.loads(config_path.read_text()).get("task") != TASK_NAME:
+    return  # Not a stage-2 run: common.train refuses it with the reason.
+  workdir.mkdir(parents=True, exist_ok=True)
+  meta = motion_latents.MotionLatentSource(task.train_folder).meta
+  tmp = workdir / (RUN_STATS + ".partial")
+  with open(tmp, "wb") as f:
+    np.savez(f, **{k: v for k, v in stats.items() if k.startswith(("motion_", "audio_"))})
+  os.replace(tmp, workdir / RUN_STATS)
+  evaluators.write_json_atomic(workdir / RUN_SOURCE, {
+      "motion": task.motion_kind, "stage1": meta["stage1"], "audio": dict(task.config.audio),
+      "audio_encoder": meta["audio"]})
+
+
+def read_run_files(workdir: str | os.PathLike) -> tuple[dict | None, dict | None]:
+  """(normalisation stats, source) that `write_run_files` stored; (None, None) for an older run."""
+  workdir = pathlib.Path(workdir)
+  if not (workdir / RUN_STATS).is_file() or not (workdir / RUN_SOURCE).is_file():
+    return None, None
+  with np.load(workdir / RUN_STATS, allow_pickle=False) as data:
+    stats = {name: data[name] for name in data.files}
+  return stats, json.loads((workdir / RUN_SOURCE).read_text())
 
 
 def load(workdir, step: int | None = None) -> tuple[MotionTask, Any, int]:

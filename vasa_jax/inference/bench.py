@@ -1,0 +1,180 @@
+"""Generation speed: `vasa bench generate`, or `python -m vasa_jax.inference.bench` where the full
+install is not (it needs jax, flax, numpy and opencv only).
+
+Each row times the whole pipeline of `talking_face.Session` (log-mel audio features, stage-2 window
+sampling with multi-condition guidance, stage-1 rendering) with randomly initialised models of one
+size on the default JAX backend; weights do not change the amount of computation. Columns:
+  fps: frames per second of offline generation (whole windows), after compilation;
+  render ms: stage-1 rendering per frame; window ms: sampling one stage-2 window;
+  latency ms: streaming's compute latency, from the moment `hop` frames of audio (and the audio
+    encoder's lookahead) are in until their first frame leaves; add the audio buffering,
+    (hop + lookahead) / 25 s, for the latency a listener sees;
+  stream fps: frames per second streaming at that hop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vasa_jax.data import schema
+from vasa_jax.diffusion import schedules
+from vasa_jax.inference import portrait as portrait_lib
+from vasa_jax.inference import talking_face as tf
+from vasa_jax.inference.face import FaceRenderer
+from vasa_jax.inference.motion import MotionGenerator
+from vasa_jax.models import motion_dit
+from vasa_jax.models.audio import features
+from vasa_jax.models.face_latent import networks, warping
+
+STAGE1_SIZES = ("tiny", "small", "base", "paper")
+# Stage 2 of each size: (variant, W, K), as the experiments pair them.
+STAGE2 = {"tiny": ("tiny", 25, 5), "small": ("small", 50, 10), "base": ("paper", 50, 10),
+          "paper": ("paper", 50, 10)}
+
+
+def random_generator(size: str, batch_size: int, steps: int = 50, dtype: str = "float32",
+                     seed: int = 0) -> tuple[tf.TalkingFaceGenerator, tf.Subject]:
+  """A generator of `size` with random weights, and a random photo prepared for it."""
+  if size not in STAGE1_SIZES:
+    raise ValueError(f"size {size!r}: use one of {', '.join(STAGE1_SIZES)}")
+  dtype = jnp.dtype(dtype)
+  rng = jax.random.key(seed)
+  face_model = networks.FaceLatentModel.from_variant(size, dtype=dtype)
+  r = face_model.config.image_size
+  image = jnp.zeros((1, r, r, 3), jnp.float32)
+  face_params = jax.jit(face_model.init)(rng, image, image)["params"]
+  face = FaceRenderer(face_model, face_params, batch_size)
+  mel = features.MelConfig()
+  encoder = features.AudioEncoder(
+      kind="mel", dim=(features.SAMPLES_PER_FRAME // mel.hop) * mel.n_mels, layer=None,
+      hop=mel.hop, mel=mel,
+      filterbank=np.random.default_rng(seed).random((mel.n_fft // 2 + 1, mel.n_mels), np.float32),
+      description="log-mel shape, random filters")
+  variant, window, context = STAGE2[size]
+  motion_config = motion_dit.make_config(
+      variant, motion_dim=warping.POSE_DIM + face_model.config.dyn_dim, audio_dim=encoder.dim,
+      window=window, context=context, num_emotions=len(schema.EMOTIONS))
+  motion_model = motion_dit.MotionDiT(motion_config, dtype=dtype)
+  motion_params = jax.jit(motion_model.init)(
+      rng, *motion_dit.dummy_inputs(motion_config, 1))["params"]
+  stats = {"motion_mean": np.zeros(motion_config.motion_dim, np.float32),
+           "motion_std": np.ones(motion_config.motion_dim, np.float32),
+           "audio_mean": np.zeros(encoder.dim, np.float32),
+           "audio_std": np.ones(encoder.dim, np.float32)}
+  motion = MotionGenerator(motion_model, motion_params, schedules.make_schedule("cosine", 1000),
+                           stats, num_steps=steps, method="ddim", eta=0.0,
+                           scales={"audio": 0.5, "gaze": 1.0})
+  generator = tf.TalkingFaceGenerator(face, motion, encoder)
+  crop = np.random.default_rng(seed).integers(0, 256, (r, r, 3), np.uint8)
+  found = portrait_lib.Portrait(image=crop, box=np.array([r / 2, r / 2, r], np.float32),
+                                crop=crop, face_index=0, num_faces=1)
+  return generator, tf.Subject(found, face.encode(crop), "random photo")
+
+
+def _speech(seconds: float, seed: int = 0) -> np.ndarray:
+  return (0.1 * np.random.default_rng(seed).normal(size=int(seconds * tf.SAMPLE_RATE))
+          ).astype(np.float32)
+
+
+def _offline(generator, subject, audio) -> float:
+  start = time.perf_counter()
+  frames = sum(len(f) for f in generator.generate(subject, audio, tf.Controls(gaze=(0.0, 0.0))))
+  return frames / (time.perf_counter() - start)
+
+
+def measure(size: str, batch_size: int, seconds: float = 4.0, steps: int = 50,
+            hop: int | None = None, dtype: str = "float32") -> dict:
+  """One row of the table (see the module docstring)."""
+  generator, subject = random_generator(size, batch_size, steps, dtype)
+  audio = _speech(seconds)
+  W = generator.window
+  hop = hop or max(1, W // 5)
+  _offline(generator, subject, audio)  # Compiles.
+  fps = _offline(generator, subject, audio)
+
+  motion = np.zeros((batch_size, generator.face.motion_dim), np.float32)
+  generator.face.render(subject.latents, motion)
+  start = time.perf_counter()
+  repeats = max(1, 32 // batch_size)
+  for _ in range(repeats):
+    generator.face.render(subject.latents, motion)
+  render_ms = 1000 * (time.perf_counter() - start) / (repeats * batch_size)
+
+  stream = generator.motion.stream(jax.random.key(0), 1, gaze=np.zeros((1, 2), np.float32))
+  window_audio = np.zeros((1, W, generator.audio_encoder.dim), np.float32)
+  stream.next(window_audio)
+  start = time.perf_counter()
+  for _ in range(3):
+    stream.next(window_audio)
+  window_ms = 1000 * (time.perf_counter() - start) / 3
+
+  def streamed(session):
+    """Pushes the audio a hop at a time; returns (first-frame compute latency, frames/s)."""
+    block = hop * tf.SAMPLES_PER_FRAME
+    first = block + session._audio.right * tf.SAMPLES_PER_FRAME
+    start = time.perf_counter()
+    count = len(session.push(audio[:first]))
+    latency = time.perf_counter() - start
+    for offset in range(first, len(audio), block):
+      count += len(session.push(audio[offset:offset + block]))
+    count += len(session.finish())
+    return latency, count / (time.perf_counter() - start)
+
+  controls = tf.Controls(gaze=(0.0, 0.0))
+  streamed(generator.session(subject, controls, hop=hop))  # Compiles.
+  session = generator.session(subject, controls, hop=hop)
+  latency, stream_fps = streamed(session)
+  return {"device": jax.devices()[0].device_kind, "size": size,
+          "resolution": generator.face.image_size, "batch": batch_size, "dtype": dtype,
+          "steps": steps, "window": W, "hop": hop, "fps": fps, "render_ms": render_ms,
+          "window_ms": window_ms, "latency_ms": 1000 * latency,
+          "buffer_ms": 1000 * (hop + session._audio.right) / tf.FPS, "stream_fps": stream_fps}
+
+
+def run(sizes, batch_sizes, seconds: float = 4.0, steps: int = 50, hop: int | None = None,
+        dtype: str = "float32", progress: bool = True) -> list[dict]:
+  rows = []
+  for size in sizes:
+    for batch_size in batch_sizes:
+      row = measure(size, batch_size, seconds, steps, hop, dtype)
+      if progress:
+        print(json.dumps(row), flush=True)
+      rows.append(row)
+  return rows
+
+
+def table(rows: list[dict]) -> str:
+  header = ("device", "size", "px", "batch", "dtype", "steps", "fps", "render ms", "window ms",
+            "hop", "latency ms", "+ buffer ms", "stream fps")
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    cells = (r["device"], r["size"], r["resolution"], r["batch"], r["dtype"], r["steps"],
+             f"{r['fps']:.1f}", f"{r['render_ms']:.1f}", f"{r['window_ms']:.0f}", r["hop"],
+             f"{r['latency_ms']:.0f}", f"{r['buffer_ms']:.0f}", f"{r['stream_fps']:.1f}")
+    lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--sizes", default="tiny")
+  parser.add_argument("--batch_sizes", default="1,8")
+  parser.add_argument("--seconds", type=float, default=4.0)
+  parser.add_argument("--steps", type=int, default=50)
+  parser.add_argument("--hop", type=int, default=None)
+  parser.add_argument("--dtype", default="float32")
+  args = parser.parse_args(argv)
+  rows = run(args.sizes.split(","), [int(b) for b in args.batch_sizes.split(",")], args.seconds,
+             args.steps, args.hop, args.dtype)
+  print(table(rows))
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

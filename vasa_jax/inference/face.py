@@ -1,0 +1,144 @@
+"""Stage 1 at generation time: a face photo's appearance and identity, rendered with new motion.
+
+`FaceRenderer` holds a trained face latent model (`vasa_jax.models.face_latent`). `encode` turns the
+canonical crop of a photo into its latents once; `render` decodes that appearance volume and
+identity with per-frame motion [z_pose, z_dyn] into frames, `batch_size` frames per jitted call (the
+last call is filled up, so one shape compiles once); `encode_motion` turns frames of a driving video
+into motion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vasa_jax.evaluators.image_metrics import to_signed
+from vasa_jax.models.face_latent import networks, warping
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceLatents:
+  """The latents of one face photo: appearance volume, identity, and the photo's own motion."""
+
+  v_app: jax.Array  # [1, D, H, W, C]
+  z_id: jax.Array  # [1, id_dim]
+  z_pose: np.ndarray  # [7]
+  z_dyn: np.ndarray  # [dyn_dim]
+
+  @property
+  def motion(self) -> np.ndarray:
+    """The photo's motion [7 + dyn_dim]: z_pose then z_dyn, as stage 2 generates it."""
+    return np.concatenate([self.z_pose, self.z_dyn])
+
+
+def _to_uint8(images: jax.Array) -> jax.Array:
+  return jnp.clip(jnp.round((images.astype(jnp.float32) + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+
+@dataclasses.dataclass
+class FaceRenderer:
+  """A face latent model with parameters, ready to encode photos and render frames.
+
+  Attributes:
+    model: the `FaceLatentModel`; params: its generator's parameters.
+    batch_size: frames per `render` / `encode_motion` call.
+  """
+
+  model: networks.FaceLatentModel
+  params: Any
+  batch_size: int = 8
+
+  def __post_init__(self):
+    model = self.model
+
+    def encode(params, image):
+      return model.apply({"params": params}, to_signed(image), method=model.encode)
+
+    def render(params, v_app, z_id, z_pose, z_dyn):
+      batch = z_pose.shape[0]
+      v_app = jnp.broadcast_to(v_app, (batch,) + v_app.shape[1:])
+      z_id = jnp.broadcast_to(z_id, (batch,) + z_id.shape[1:])
+      images = model.apply({"params": params}, v_app, z_id, z_pose, z_dyn, method=model.decode)
+      return _to_uint8(images)
+
+    def encode_motion(params, images):
+      return model.apply({"params": params}, to_signed(images), method=model.encode_motion)
+
+    self._encode = jax.jit(encode)
+    self._render = jax.jit(render)
+    self._encode_motion = jax.jit(encode_motion)
+
+  @classmethod
+  def from_stage1(cls, stage1, batch_size: int = 8) -> FaceRenderer:
+    """From a loaded stage-1 run (`vasa_jax.data.motion_latents.load_stage1`)."""
+    return cls(stage1.task.model, stage1.params["generator"], batch_size)
+
+  @property
+  def image_size(self) -> int:
+    return self.model.config.image_size
+
+  @property
+  def motion_dim(self) -> int:
+    return warping.POSE_DIM + self.model.config.dyn_dim
+
+  def _check_images(self, images: np.ndarray, what: str) -> np.ndarray:
+    images = np.asarray(images)
+    shape = (self.image_size, self.image_size, 3)
+    if images.dtype != np.uint8 or images.shape[-3:] != shape:
+      raise ValueError(f"{what} takes uint8 [..., {self.image_size}, {self.image_size}, 3]; got "
+                       f"{images.dtype} {list(images.shape)}")
+    return images
+
+  def encode(self, crop: np.ndarray) -> FaceLatents:
+    """Latents of one canonical face crop, uint8 [image_size, image_size, 3]."""
+    crop = self._check_images(crop, "encode")
+    latents = self._encode(self.params, jnp.asarray(crop)[None])
+    return FaceLatents(v_app=latents["v_app"], z_id=latents["z_id"],
+                       z_pose=np.asarray(latents["z_pose"][0], np.float32),
+                       z_dyn=np.asarray(latents["z_dyn"][0], np.float32))
+
+  def _batches(self, count: int):
+    for start in range(0, count, self.batch_size):
+      yield start, min(count, start + self.batch_size)
+
+  def render(self, latents: FaceLatents, motion: np.ndarray) -> np.ndarray:
+    """Frames of the photo's face with per-frame motion.
+
+    Args:
+      latents: the photo's (`encode`).
+      motion: float32 [N, 7 + dyn_dim], z_pose then z_dyn per frame.
+
+    Returns:
+      uint8 [N, image_size, image_size, 3].
+    """
+    motion = np.asarray(motion, np.float32)
+    if motion.ndim != 2 or motion.shape[1] != self.motion_dim:
+      raise ValueError(f"render takes motion [N, {self.motion_dim}]; got {list(motion.shape)}")
+    pending = []
+    for start, end in self._batches(len(motion)):
+      chunk = np.zeros((self.batch_size, self.motion_dim), np.float32)
+      chunk[:end - start] = motion[start:end]
+      # Dispatched now, fetched below: the next batch is queued while this one runs.
+      pending.append((end - start, self._render(
+          self.params, latents.v_app, latents.z_id, jnp.asarray(chunk[:, :warping.POSE_DIM]),
+          jnp.asarray(chunk[:, warping.POSE_DIM:]))))
+    if not pending:
+      return np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+    return np.concatenate([np.asarray(frames)[:n] for n, frames in pending])
+
+  def encode_motion(self, frames: np.ndarray) -> np.ndarray:
+    """Motion [N, 7 + dyn_dim] of canonical crops uint8 [N, image_size, image_size, 3]."""
+    frames = self._check_images(frames, "encode_motion")
+    out = []
+    for start, end in self._batches(len(frames)):
+      chunk = np.zeros((self.batch_size,) + frames.shape[1:], np.uint8)
+      chunk[:end - start] = frames[start:end]
+      z_pose, z_dyn = self._encode_motion(self.params, jnp.asarray(chunk))
+      out.append(np.concatenate([np.asarray(z_pose), np.asarray(z_dyn)], -1)[:end - start])
+    if not out:
+      return np.zeros((0, self.motion_dim), np.float32)
+    return np.concatenate(out).astype(np.float32)
