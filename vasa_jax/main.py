@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--workdir", required=True, help="parent folder of the members' workdirs")
   sweep.add_argument("--run", action="store_true", help="train the members here, in order")
   sweep.set_defaults(handler=None)
+  from vasa_jax import demo
   from vasa_jax.data import audio_features, motion_latents, prepare
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
-  from vasa_jax import demo
   from vasa_jax.inference import cli as inference_cli
 
   prepare.register(subparsers)
