@@ -92,6 +92,13 @@ def measure(size: str, batch_size: int, seconds: float = 4.0, steps: int = 50,
             hop: int | None = None, dtype: str = "float32") -> dict:
   """One row of the table (see the module docstring)."""
   generator, subject = random_generator(size, batch_size, steps, dtype)
+  return dict(size=size, dtype=dtype, **measure_generator(generator, subject, seconds, hop))
+
+
+def measure_generator(generator: tf.TalkingFaceGenerator, subject: tf.Subject,
+                      seconds: float = 4.0, hop: int | None = None) -> dict:
+  """The timings of one row for a built generator and a prepared photo."""
+  batch_size = generator.face.batch_size
   audio = _speech(seconds)
   W = generator.window
   hop = hop or max(1, W // 5)
@@ -130,9 +137,9 @@ def measure(size: str, batch_size: int, seconds: float = 4.0, steps: int = 50,
   streamed(generator.session(subject, controls, hop=hop))  # Compiles.
   session = generator.session(subject, controls, hop=hop)
   latency, stream_fps = streamed(session)
-  return {"device": jax.devices()[0].device_kind, "size": size,
-          "resolution": generator.face.image_size, "batch": batch_size, "dtype": dtype,
-          "steps": steps, "window": W, "hop": hop, "fps": fps, "render_ms": render_ms,
+  return {"device": jax.devices()[0].device_kind, "resolution": generator.face.image_size,
+          "batch": batch_size, "steps": generator.motion.num_steps, "window": W, "hop": hop,
+          "fps": fps, "render_ms": render_ms,
           "window_ms": window_ms, "latency_ms": 1000 * latency,
           "buffer_ms": 1000 * (hop + session._audio.right) / tf.FPS, "stream_fps": stream_fps}
 
