@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vasa_jax.evaluators.image_metrics import to_signed
 from vasa_jax.models.face_latent import networks, warping
 
 
@@ -33,6 +32,12 @@ class FaceLatents:
   def motion(self) -> np.ndarray:
     """The photo's motion [7 + dyn_dim]: z_pose then z_dyn, as stage 2 generates it."""
     return np.concatenate([self.z_pose, self.z_dyn])
+
+
+def _to_signed(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] to [-1, 1] (`image_metrics.to_signed`, kept here so that generation needs
+  nothing of the training code)."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
 
 
 def _to_uint8(images: jax.Array) -> jax.Array:
@@ -56,7 +61,7 @@ class FaceRenderer:
     model = self.model
 
     def encode(params, image):
-      return model.apply({"params": params}, to_signed(image), method=model.encode)
+      return model.apply({"params": params}, _to_signed(image), method=model.encode)
 
     def render(params, v_app, z_id, z_pose, z_dyn):
       batch = z_pose.shape[0]
@@ -66,7 +71,7 @@ class FaceRenderer:
       return _to_uint8(images)
 
     def encode_motion(params, images):
-      return model.apply({"params": params}, to_signed(images), method=model.encode_motion)
+      return model.apply({"params": params}, _to_signed(images), method=model.encode_motion)
 
     self._encode = jax.jit(encode)
     self._render = jax.jit(render)
