@@ -120,7 +120,7 @@ def test_streaming_gives_every_frame_soon(random_pair, inputs, tmp_path):
   for start in range(0, len(audio), 320):  # 20 ms chunks.
     frames = session.push(audio[start:start + 320])
     counts.append(len(frames))
-    sizes.append(session._audio.num_samples)
+    sizes.append(session.num_samples)
   counts.append(len(session.finish()))
   assert sum(counts) == offline == -(-len(audio) // 640)
   # Frames leave as soon as hop frames (and one frame of audio lookahead) are in.

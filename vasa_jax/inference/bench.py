@@ -99,9 +99,10 @@ def measure_generator(generator: tf.TalkingFaceGenerator, subject: tf.Subject,
                       seconds: float = 4.0, hop: int | None = None) -> dict:
   """The timings of one row for a built generator and a prepared photo."""
   batch_size = generator.face.batch_size
-  audio = _speech(seconds)
   W = generator.window
   hop = hop or max(1, W // 5)
+  # At least a window past the first hop, so that streaming's first frames come from a whole hop.
+  audio = _speech(max(seconds, (hop + W) / tf.FPS))
   _offline(generator, subject, audio)  # Compiles.
   fps = _offline(generator, subject, audio)
 
@@ -122,15 +123,18 @@ def measure_generator(generator: tf.TalkingFaceGenerator, subject: tf.Subject,
   window_ms = 1000 * (time.perf_counter() - start) / 3
 
   def streamed(session):
-    """Pushes the audio a hop at a time; returns (first-frame compute latency, frames/s)."""
+    """Pushes the audio a hop at a time; returns (first-frame compute latency, frames/s). The
+    latency is the time from pushing the first hop (and its lookahead) to the first frames out."""
     block = hop * tf.SAMPLES_PER_FRAME
-    first = block + session._audio.right * tf.SAMPLES_PER_FRAME
+    first = block + session.lookahead * tf.SAMPLES_PER_FRAME
+    pushes = [audio[:first]] + [audio[o:o + block] for o in range(first, len(audio), block)]
     start = time.perf_counter()
-    count = len(session.push(audio[:first]))
-    latency = time.perf_counter() - start
-    for offset in range(first, len(audio), block):
-      count += len(session.push(audio[offset:offset + block]))
-    count += len(session.finish())
+    count, latency = 0, None
+    for samples in pushes + [None]:
+      frames = session.finish() if samples is None else session.push(samples)
+      count += len(frames)
+      if latency is None and len(frames):
+        latency = time.perf_counter() - start
     return latency, count / (time.perf_counter() - start)
 
   controls = tf.Controls(gaze=(0.0, 0.0))
@@ -141,7 +145,7 @@ def measure_generator(generator: tf.TalkingFaceGenerator, subject: tf.Subject,
           "batch": batch_size, "steps": generator.motion.num_steps, "window": W, "hop": hop,
           "fps": fps, "render_ms": render_ms,
           "window_ms": window_ms, "latency_ms": 1000 * latency,
-          "buffer_ms": 1000 * (hop + session._audio.right) / tf.FPS, "stream_fps": stream_fps}
+          "buffer_ms": 1000 * (hop + session.lookahead) / tf.FPS, "stream_fps": stream_fps}
 
 
 def run(sizes, batch_sizes, seconds: float = 4.0, steps: int = 50, hop: int | None = None,

@@ -108,7 +108,7 @@ def edit_video(image: str | os.PathLike, video: str | os.PathLike, checkpoint: s
   latents = renderer.encode(found.crop)
   start = time.perf_counter()
   boxes = track_boxes(video, analyzer)
-  compose = tf._Composer(found, renderer.image_size, tf.Output(paste_back, resolution))
+  compose = tf.FrameComposer(found, renderer.image_size, tf.Output(paste_back, resolution))
 
   def drive(crops: list[np.ndarray]) -> np.ndarray:
     motion = renderer.encode_motion(np.stack(crops))

@@ -333,9 +333,19 @@ class Session:
     self._motion = generator.motion.stream(jax.random.key(seed), 1, **controls.as_arrays())
     self._features = np.zeros((0, generator.audio_encoder.dim), np.float32)
     self._to_render = np.zeros((0, generator.face.motion_dim), np.float32)
-    self._compose = _Composer(subject.portrait, generator.face.image_size, output)
+    self._compose = FrameComposer(subject.portrait, generator.face.image_size, output)
     self.frame_size = self._compose.frame_size
     self.num_frames = 0
+
+  @property
+  def lookahead(self) -> int:
+    """Frames of audio after a hop that must be in before its frames can be made."""
+    return self._audio.right
+
+  @property
+  def num_samples(self) -> int:
+    """Audio samples pushed so far."""
+    return self._audio.num_samples
 
   def _sample(self, final: bool) -> None:
     W = self.generator.window
@@ -373,8 +383,8 @@ class Session:
     return self._render(final=True)
 
 
-class _Composer:
-  """Generated crops to output frames: resized crops, or pasted back into the photo."""
+class FrameComposer:
+  """Generated crops to output frames: resized crops, or pasted back into the photo (`Output`)."""
 
   def __init__(self, found: portrait_lib.Portrait, model_size: int, output: Output):
     self.output = output
