@@ -153,6 +153,7 @@ class _Demo:
     return {"crop": crop, "photo": pasted}
 
   def evaluate(self) -> dict:
+    from vasa_jax import configs
     from vasa_jax.data import audio as speech_io
     from vasa_jax.data import video_io
     from vasa_jax.evaluators import motion_controls
@@ -164,7 +165,7 @@ class _Demo:
     speech = speech_io.load_speech(inputs["speech"])
     with _open(video) as container:
       metadata = dict(container.metadata)
-    task, _, _ = motion_trainer.load(self.stage2_dir)
+    task = motion_trainer.make_task(configs.read_json(self.stage2_dir / "config.json"))
     reader = motion_controls.label_reader(task, seed=0)
     generated = reader(np.load(self.workdir / "inputs" / "generated_motion.npy"))
     truth = np.load(self.workdir / "inputs" / "labels.npy")
