@@ -95,3 +95,17 @@ def motion_latents_run(synthtalk_tiny_dir, face_latent_tiny_workdir, tmp_path_fa
       "--config.evals.motion.num_steps=4", "--config.sampling.steps=2"])
   result = motion.train(config, str(workdir / "run"))
   return config, result, workdir / "run"
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+  """MediaPipe's face models (`faces.FaceAnalyzer`), loaded once per session."""
+  from vasa_jax.data import faces
+
+  return faces.FaceAnalyzer()
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+  """A real face photo: scikit-image's astronaut, uint8 RGB [512, 512, 3]."""
+  return pytest.importorskip("skimage.data").astronaut()

@@ -121,7 +121,7 @@ class _Demo:
     cv2.imwrite(str(tmp), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
     tmp.replace(photo_path)
     speech_path = self.workdir / "inputs" / "speech.wav"
-    _write_wav(speech_path, example["audio"])
+    video_io.write_wav(speech_path, example["audio"])
     truth = clip.decode_frames(example["frames"])
     video_io.write_video(self.workdir / "inputs" / "ground_truth.mp4", truth, schema.FPS,
                          example["audio"], schema.SAMPLE_RATE)
@@ -216,22 +216,6 @@ def run(workdir: str, stage1_steps: int = STAGE1_STEPS, stage2_steps: int = STAG
 
 # ----------------------------------------------------------------------------------------------------
 # Helpers.
-
-
-def _write_wav(path: pathlib.Path, samples: np.ndarray) -> None:
-  import av
-
-  tmp = path.with_name(path.stem + ".tmp.wav")
-  with av.open(str(tmp), "w") as container:
-    stream = container.add_stream("pcm_s16le", rate=16000, layout="mono")
-    frame = av.AudioFrame.from_ndarray(np.asarray(samples, np.int16)[None], format="s16",
-                                       layout="mono")
-    frame.sample_rate = 16000
-    for packet in stream.encode(frame):
-      container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
-  tmp.replace(path)
 
 
 def _open(path):

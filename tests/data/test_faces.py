@@ -15,16 +15,6 @@ skimage_data = pytest.importorskip("skimage.data",
 FACE_REGION = (175, 70, 275, 180)
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-  return faces.FaceAnalyzer()
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-  return skimage_data.astronaut()
-
-
 def _only_face(analyzer, image):
   """The one face of an image: (detection, landmarks with irises)."""
   found = analyzer.analyze(image)

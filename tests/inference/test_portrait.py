@@ -193,16 +193,6 @@ def test_bad_files_are_user_errors_naming_the_file(tmp_path, kind, words):
 # Finding the face
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-  return faces.FaceAnalyzer()
-
-
-@pytest.fixture(scope="module")
-def astronaut():
-  return skimage_data.astronaut()
-
-
 def test_find_portrait_crops_the_canonical_box(analyzer, astronaut):
   found = portrait.find_portrait(astronaut, 256, analyzer=analyzer)
   assert (found.face_index, found.num_faces) == (0, 1)

@@ -24,17 +24,9 @@ skimage_data = pytest.importorskip("skimage.data")
 
 
 def write_wav(path, samples, rate=16000, layout="mono"):
-  with av.open(str(path), "w") as container:
-    stream = container.add_stream("pcm_s16le", rate=rate, layout=layout)
-    data = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-    data = data[None] if layout == "mono" else np.repeat(data[None], 2, 0).T.reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(data, format="s16", layout=layout)
-    frame.sample_rate = rate
-    for packet in stream.encode(frame):
-      container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
-  return path
+  samples = np.asarray(samples, np.float32)
+  return video_io.write_wav(path, samples if layout == "mono" else np.stack([samples] * 2, 1),
+                            rate)
 
 
 @pytest.fixture(scope="module")

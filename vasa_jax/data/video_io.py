@@ -181,6 +181,30 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int,
   return writer.path
 
 
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 16000
+              ) -> pathlib.Path:
+  """Writes 16-bit PCM audio (float in [-1, 1] or int16; [N] mono or [N, channels]) atomically."""
+  import av
+
+  path = pathlib.Path(path)
+  samples = np.asarray(samples)
+  if samples.dtype != np.int16:
+    samples = (np.clip(samples, -1.0, 1.0) * 32767).round().astype(np.int16)
+  samples = samples.reshape(len(samples), -1)
+  layout = {1: "mono", 2: "stereo"}[samples.shape[1]]
+  tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+  with av.open(str(tmp), "w", format="wav") as container:
+    stream = container.add_stream("pcm_s16le", rate=sample_rate, layout=layout)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout=layout)
+    frame.sample_rate = sample_rate
+    for packet in stream.encode(frame):
+      container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+  os.replace(tmp, path)
+  return path
+
+
 def write_image_grid(rows: list[np.ndarray], path: str | os.PathLike) -> pathlib.Path:
   """Writes rows of [n, h, w, 3] float images in [0, 1] as one PNG, atomically."""
   import cv2
