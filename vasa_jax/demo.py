@@ -163,7 +163,9 @@ class _Demo:
     video = self.workdir / "talking_face.mp4"
     info = video_io.probe(video)
     speech = speech_io.load_speech(inputs["speech"])
-    with _open(video) as container:
+    import av
+
+    with av.open(str(video)) as container:
       metadata = dict(container.metadata)
     task = motion_trainer.make_task(configs.read_json(self.stage2_dir / "config.json"))
     reader = motion_controls.label_reader(task, seed=0)
@@ -216,12 +218,6 @@ def run(workdir: str, stage1_steps: int = STAGE1_STEPS, stage2_steps: int = STAG
 
 # ----------------------------------------------------------------------------------------------------
 # Helpers.
-
-
-def _open(path):
-  import av
-
-  return av.open(str(path))
 
 
 def _motion_of(generator, subject, inputs, controls) -> np.ndarray:
