@@ -54,12 +54,43 @@ def build_parser() -> argparse.ArgumentParser:
   _add_run_arguments(train)
   train.set_defaults(handler=None)
   evaluate = subparsers.add_parser(
-      "evaluate", help="run the evaluators of a trained workdir (config.evals) on a checkpoint",
-      description="Runs the evaluators of a training run's config (its workdir's config.json, "
-      "with --config.* overrides, e.g. --config.evals.transfer.probe_workdir=DIR) on its latest "
-      "checkpoint, prints the scores and writes them to WORKDIR/eval/step_<N>.json.",
+      "evaluate", help="score checkpoints or videos with the paper's metrics, or run a training "
+      "run's evaluators",
+      description="Two uses. (1) The paper's protocol: --checkpoint RUN (a stage-2 workdir; "
+      "several allowed) and/or --videos [NAME=]DIR (folders of talking-face videos with sound: "
+      "real clips or other systems' outputs) are scored with the video metrics of the config's "
+      "config.evals (syncnet, capp, delta_p, fvd, gaze_error, distance_error) beside the real "
+      "clips of --split; writes OUT/metrics.json and OUT/report.html. --config defaults to the "
+      "checkpoint's own config.json; its config.evaluation holds the protocol's defaults. "
+      "(2) --workdir RUN runs the evaluators of a training run's config on its checkpoint and "
+      "writes WORKDIR/eval/step_<N>.json.",
       epilog=OVERRIDES_EPILOG)
-  evaluate.add_argument("--workdir", required=True, help="the training run's output folder")
+  evaluate.add_argument("--config", default=None, metavar="FILE[:ARG]",
+                        help="experiment config whose config.evals and config.evaluation apply")
+  evaluate.add_argument("--checkpoint", action="append", default=[], metavar="RUN",
+                        help="a stage-2 (motion) workdir to generate from; repeat for several")
+  evaluate.add_argument("--videos", action="append", default=[], metavar="[NAME=]DIR",
+                        help="a folder of videos to score as one system; repeat for several")
+  evaluate.add_argument("--real", default=None, metavar="DIR",
+                        help="a folder of real videos as the reference set, instead of the "
+                        "dataset split of the config")
+  evaluate.add_argument("--split", default=None, help="dataset split of the real clips "
+                        "(default: config.evaluation.split, test)")
+  evaluate.add_argument("--num_clips", type=int, default=None, help="clips drawn from the split "
+                        "(0: all)")
+  evaluate.add_argument("--samples", type=int, default=None, dest="samples_per_audio",
+                        help="generated videos per audio (the paper: 3)")
+  evaluate.add_argument("--seed", type=int, default=None)
+  evaluate.add_argument("--long_form", type=float, default=None, metavar="SECONDS",
+                        dest="long_form_seconds", help="join consecutive clips of one identity "
+                        "into sequences of about this length (e.g. 60, like OneMin-32)")
+  evaluate.add_argument("--max_seconds", type=float, default=None,
+                        help="cut every clip to this length (a quick look)")
+  evaluate.add_argument("--no_sweep", action="store_true",
+                        help="skip config.evaluation.sweep (the guidance sweep)")
+  evaluate.add_argument("--out", default=None, help="output folder (default: "
+                        "CHECKPOINT/evaluation_<split>, or ./evaluation)")
+  evaluate.add_argument("--workdir", default=None, help="(2) a training run's output folder")
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   evaluate.add_argument("--evals", default="", metavar="NAME[,NAME]",
                         help="only these entries of config.evals (default: all)")
@@ -68,11 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
       "sweep", help="list (or run, one after another) the members of a config's sweep()",
       description="Each member of the config file's sweep() is a set of overrides; member M "
       "trains in WORKDIR/M. Without --run, prints one `vasa train` command per member (to hand to "
-      "a job launcher). --config.* overrides given here apply to every member.",
+      "a job launcher). --config.* overrides given here apply to every member. --gather "
+      "collects the members' latest evaluation scores into WORKDIR/ablation.md and .json.",
       epilog=OVERRIDES_EPILOG)
-  sweep.add_argument("--config", required=True, metavar="FILE[:ARG]")
+  sweep.add_argument("config_file", nargs="?", default=None, metavar="FILE[:ARG]",
+                     help="the experiment config (or give it with --config)")
+  sweep.add_argument("--config", default=None, metavar="FILE[:ARG]")
   sweep.add_argument("--workdir", required=True, help="parent folder of the members' workdirs")
   sweep.add_argument("--run", action="store_true", help="train the members here, in order")
+  sweep.add_argument("--gather", action="store_true",
+                     help="write the ablation table of the members' evaluation scores")
   sweep.set_defaults(handler=None)
   from vasa_jax import demo
   from vasa_jax.data import audio_features, motion_latents, prepare
@@ -141,22 +177,33 @@ def _run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
   from vasa_jax import configs, trainers
 
   flags.FLAGS.mark_as_parsed()
-  members = configs.sweep_overrides(args.config)
+  config_arg = args.config_file or args.config
+  if not config_arg:
+    raise UserError("vasa sweep needs the experiment config: vasa sweep experiments/... "
+                    "--workdir ROOT")
+  members = configs.sweep_overrides(config_arg)
   plans = []
   for member in members:
-    config = configs.load_config(args.config, overrides + member)  # Checks every member first.
+    config = configs.load_config(config_arg, overrides + member)  # Checks every member first.
     workdir = pathlib.Path(args.workdir) / configs.sweep_member_name(member)
     plans.append((config, workdir, member))
-    print(shlex.join(["vasa", "train", "--config", args.config, "--workdir", str(workdir),
-                      *overrides, *member]))
+    if not args.gather:
+      print(shlex.join(["vasa", "train", "--config", config_arg, "--workdir", str(workdir),
+                        *overrides, *member]))
   if args.run:
     for config, workdir, _ in plans:
       logging.info("Sweep member %s", workdir)
       trainers.get_trainer(config.task).train(config, workdir)
+  if args.gather:
+    from vasa_jax.evaluation import sweeps
+
+    table = sweeps.gather([(workdir, member) for _, workdir, member in plans],
+                          pathlib.Path(args.workdir))
+    print(table)
   return 0
 
 
-def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
+def _run_workdir_evaluators(args: argparse.Namespace, overrides: list[str]) -> int:
   import pathlib
 
   from absl import flags
@@ -180,6 +227,55 @@ def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
   print(f"step {trained.step} of {workdir}:")
   for name, value in scores.items():
     print(f"  {name:<{width}}  {value:.4f}")
+  return 0
+
+
+def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
+  if args.workdir:
+    if args.checkpoint or args.videos:
+      raise UserError("--workdir runs a training run's evaluators; --checkpoint/--videos run the "
+                      "paper's protocol: give one or the other")
+    return _run_workdir_evaluators(args, overrides)
+  import pathlib
+
+  from absl import flags
+
+  from vasa_jax import configs
+  from vasa_jax.evaluation import protocol
+
+  flags.FLAGS.mark_as_parsed()
+  if not args.checkpoint and not args.videos:
+    raise UserError("vasa evaluate needs --checkpoint RUN and/or --videos [NAME=]DIR (or "
+                    "--workdir RUN for a training run's evaluators)")
+  if args.config:
+    config = configs.load_config(args.config, overrides)
+  elif args.checkpoint:
+    config = configs.read_json(pathlib.Path(args.checkpoint[0]) / "config.json")
+    for override in overrides:
+      configs.apply_override(config, override)
+  else:
+    raise UserError("--videos needs --config FILE: the experiment config whose config.evals "
+                    "names the metrics and their weights")
+  folders = {}
+  for spec in args.videos:
+    name, _, folder = spec.rpartition("=")
+    folders[name or pathlib.Path(folder).name] = folder
+  settings = protocol.Settings.from_config(
+      config, split=args.split, num_clips=args.num_clips, samples_per_audio=args.samples_per_audio,
+      seed=args.seed, long_form_seconds=args.long_form_seconds, max_seconds=args.max_seconds)
+  if args.no_sweep:
+    settings.sweep = None
+  out = args.out or (pathlib.Path(args.checkpoint[0]) / f"evaluation_{settings.split}"
+                     if args.checkpoint else pathlib.Path("evaluation"))
+  sampling = None
+  if args.config and "sampling" in config:
+    sampling = protocol.sampling_of(config)
+  only = [name for name in args.evals.split(",") if name]
+  record = protocol.run(config, out, checkpoints=args.checkpoint, folders=folders,
+                        real_folder=args.real, settings=settings, step=args.step,
+                        only=only or None, config_name=args.config or "", sampling=sampling)
+  print(protocol.format_rows(record))
+  print(f"wrote {pathlib.Path(out) / 'metrics.json'} and {pathlib.Path(out) / 'report.html'}")
   return 0
 
 

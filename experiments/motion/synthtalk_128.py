@@ -27,6 +27,7 @@ def get_config(arg=None):
   config.total_steps = 20 if arg.runlocal else 4000
   config.evals = motion.default_evals(every=0 if arg.runlocal else 1000, num_clips=48,
                                       sampling_steps=10 if arg.runlocal else 0)
+  config.evaluation = motion.default_evaluation()
   return config
 
 

@@ -52,6 +52,7 @@ def get_config(arg=None):
   # SynthTalk tiny's validation split has 8 clips of held-out identities and sentences.
   config.evals = motion.default_evals(every=0 if arg.runlocal else 1000, num_clips=8,
                                       sampling_steps=10 if arg.runlocal else 0)
+  config.evaluation = motion.default_evaluation()
   return config
 
 

@@ -48,6 +48,7 @@ def get_config(arg=None):
   config.log_every = 100
   config.checkpoint = ml_collections.ConfigDict(dict(every=5000, keep=3, async_save=True))
   config.evals = motion.default_evals(every=10_000, num_clips=256)
+  config.evaluation = motion.default_evaluation()
   return config
 
 

@@ -58,14 +58,58 @@ def _run(task, evals, tmp_path, params=None):
                                    params or {"gain": jnp.float32(1.0)}, 7, tmp_path)
 
 
-def test_reconstruction_scores_a_perfect_model(synthtalk_tiny_dir, tmp_path):
+def test_reconstruction_scores_a_perfect_model(synthtalk_tiny_dir, tmp_path, caplog):
   task = _FakeTask(synthtalk_tiny_dir)
-  scores = _run(task, {"heldout": dict(type="reconstruction", num_examples=6, batch_size=4)},
-                tmp_path)
+  with caplog.at_level("WARNING"):
+    scores = _run(task, {"heldout": dict(type="reconstruction", num_examples=6, batch_size=4)},
+                  tmp_path)
   assert scores["heldout/l1"] < 1e-6 and scores["heldout/ssim"] > 0.9999
   assert scores["heldout/psnr"] > 100
+  # No LPIPS weights: no LPIPS number, and the log says why, once.
+  assert "heldout/lpips" not in scores
+  assert caplog.text.count("LPIPS unavailable") == 1
   record = json.loads((tmp_path / "eval" / "step_0000007.json").read_text())
   assert record == {"step": 7, **scores}
+
+
+def _write_random_lpips(folder):
+  """LPIPS converted from a random VGG16 and random non-negative lin weights (numpy state dicts)."""
+  import safetensors.numpy
+
+  from vasa_jax.convert import lpips as convert_lpips
+  from vasa_jax.models import lpips
+
+  rng = np.random.default_rng(0)
+  vgg = {}
+  for module, leaves in lpips.param_shapes()["vgg16"].items():
+    kh, kw, cin, cout = leaves["kernel"]
+    index = module.split("_")[1]
+    vgg[f"features.{index}.weight"] = rng.normal(0, np.sqrt(2 / (9 * cin)), (cout, cin, kh, kw))
+    vgg[f"features.{index}.bias"] = rng.normal(0, 0.05, cout)
+  lin = {f"lin{k}.model.1.weight": rng.uniform(0, 0.1, (1, c, 1, 1))
+         for k, c in enumerate(lpips.TAP_CHANNELS)}
+  for name, tensors in (("vgg16", vgg), ("vgg_lin", lin)):
+    safetensors.numpy.save_file({k: v.astype(np.float32) for k, v in tensors.items()},
+                                str(folder / f"{name}.safetensors"))
+  return convert_lpips.convert_lpips(folder / "vgg16.safetensors", folder / "vgg_lin.safetensors",
+                                     folder / "lpips.safetensors")
+
+
+def test_reconstruction_reports_lpips_with_its_weights(synthtalk_tiny_dir, tmp_path):
+  weights = _write_random_lpips(tmp_path)
+  config = ml_collections.ConfigDict(dict(evals={"heldout": dict(
+      type="reconstruction", num_examples=4, batch_size=4, lpips_weights=str(weights))}))
+  (scheduled,) = evaluators.make_evaluators(config, _FakeTask(synthtalk_tiny_dir))
+  evaluator = scheduled.evaluator
+  assert evaluator.weights == {"lpips": str(weights.resolve())}
+  perfect = evaluator.run({"gain": jnp.float32(1.0)}).scalars
+  dimmed = evaluator.run({"gain": jnp.float32(0.8)}).scalars
+  darker = evaluator.run({"gain": jnp.float32(0.5)}).scalars
+  print(f"LPIPS (random weights) at gain 1 / 0.8 / 0.5: {perfect['lpips']:.3g} / "
+        f"{dimmed['lpips']:.3g} / {darker['lpips']:.3g}")
+  assert set(perfect) == {"psnr", "ssim", "l1", "lpips"}
+  assert perfect["lpips"] < 1e-9
+  assert 0 < dimmed["lpips"] < darker["lpips"]
 
 
 def test_reenactment_grid_layout(synthtalk_tiny_dir, tmp_path):

@@ -205,14 +205,16 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 1
   return path
 
 
-def write_image_grid(rows: list[np.ndarray], path: str | os.PathLike) -> pathlib.Path:
-  """Writes rows of [n, h, w, 3] float images in [0, 1] as one PNG, atomically."""
+def write_image_grid(rows: list[np.ndarray], path: str | os.PathLike,
+                     min_size: int = 256) -> pathlib.Path:
+  """Writes rows of [n, h, w, 3] float images in [0, 1] as one PNG, atomically; images smaller
+  than `min_size` are enlarged by a whole factor (nearest neighbour) towards it."""
   import cv2
 
   path = pathlib.Path(path)
   grid = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
   grid = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
-  scale = max(1, 256 // rows[0].shape[1])
+  scale = max(1, min_size // rows[0].shape[1])
   grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
   tmp = path.with_name(path.stem + ".tmp.png")
   cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))

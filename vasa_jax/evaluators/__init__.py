@@ -8,6 +8,11 @@ an `EvalResult`: scalars, logged as `<name>/<metric>`, and images, written to Te
 `<workdir>/eval/<name>_<step>.png`.
 
   config.evals.heldout = dict(type="reconstruction", split="validation", num_examples=64, every=500)
+
+The paper's metrics score videos rather than parameters (`vasa_jax.evaluators.videos`:
+syncnet, capp, delta_p, fvd, gaze_error, distance_error): they live in the same `config.evals`, and
+`vasa evaluate --config ... --checkpoint ...` (`vasa_jax.evaluation.protocol`) generates the videos
+once and runs them all; training skips them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import ml_collections
 import numpy as np
 
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators.videos import VIDEO_METRICS, Unavailable
 
 # config.evals.<name>.type -> module with an `Evaluator` class.
 EVALUATORS = {
@@ -33,6 +39,7 @@ EVALUATORS = {
     "reenactment_grid": "vasa_jax.evaluators.reenactment",
     "synthtalk_transfer": "vasa_jax.evaluators.synthtalk_transfer",
     "motion_controls": "vasa_jax.evaluators.motion_controls",
+    "identity": "vasa_jax.evaluators.identity",
 }
 
 
@@ -77,16 +84,23 @@ def make_evaluators(config: ml_collections.ConfigDict, task: Any,
     every = int(settings.pop("every", 0))
     if training and every < 0:
       continue
+    if kind in VIDEO_METRICS:
+      continue  # Scores of videos: `vasa evaluate --config ... --checkpoint ...` runs them.
     if kind not in EVALUATORS:
       raise UserError(f"config.evals.{name}.type={kind!r} is unknown; known: "
-                      f"{', '.join(sorted(EVALUATORS))}")
+                      f"{', '.join(sorted(EVALUATORS) + sorted(VIDEO_METRICS))}")
     cls = importlib.import_module(EVALUATORS[kind]).Evaluator
     accepted = inspect.signature(cls).parameters
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
       raise UserError(f"config.evals.{name} has unknown keys {unknown} for type {kind!r}; it takes "
                       f"{', '.join(k for k in accepted if k != 'task')}")
-    scheduled.append(Scheduled(name, every, cls(task, **settings)))
+    try:
+      evaluator = cls(task, **settings)
+    except Unavailable as e:  # Its pretrained network was not given: reported, never faked.
+      logging.warning("Evaluator %s is unavailable: %s", name, e)
+      continue
+    scheduled.append(Scheduled(name, every, evaluator))
   return scheduled
 
 

@@ -35,10 +35,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def conv_indices() -> dict[str, int]:
-  """Tap name -> index of its convolution in torchvision's `features` Sequential."""
+def conv_indices(blocks: tuple[tuple[int, ...], ...] = BLOCKS) -> dict[str, int]:
+  """Tap name -> index of its convolution in torchvision's `features` Sequential (of VGG19, or of
+  the VGG whose block widths `blocks` gives)."""
   indices, i = {}, 0
-  for block, widths in enumerate(BLOCKS, start=1):
+  for block, widths in enumerate(blocks, start=1):
     for k in range(1, len(widths) + 1):
       indices[f"relu{block}_{k}"] = i
       i += 2  # conv, relu

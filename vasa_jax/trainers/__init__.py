@@ -13,6 +13,8 @@ TASKS = {
     "face_latent": "vasa_jax.trainers.face_latent",
     "synthtalk_probe": "vasa_jax.trainers.synthtalk_probe",
     "motion": "vasa_jax.trainers.motion",
+    "syncnet_expert": "vasa_jax.trainers.syncnet_expert",
+    "capp": "vasa_jax.trainers.capp",
 }
 
 

@@ -56,10 +56,15 @@ def default_evals(every: int = 1000, num_examples: int = 64, synthtalk: bool = T
                   ) -> ml_collections.ConfigDict:
   """`config.evals` of stage-1 experiments (see `vasa_jax.evaluators`); `every` 0: only at the end
   of training and by `vasa evaluate`. The SynthTalk transfer evaluator needs SynthTalk data and
-  a probe (`probe_workdir`); without a probe it reports image errors only."""
+  a probe (`probe_workdir`); without a probe it reports image errors only. LPIPS needs
+  `heldout.lpips_weights` (`vasa_jax.convert.lpips`) and the identity evaluator
+  `identity.arcface_weights` (`vasa_jax.convert.arcface`); without them they are reported
+  unavailable."""
   evals = dict(
       heldout=dict(type="reconstruction", split="validation", num_examples=num_examples,
-                   every=every),
+                   every=every, lpips_weights=""),
+      identity=dict(type="identity", split="validation", num_examples=num_examples,
+                    arcface_weights="", every=every),
       reenactment=dict(type="reenactment_grid", split="validation", identities=4, driving=6,
                        every=every))
   if synthtalk:

@@ -71,7 +71,36 @@ def default_evals(every: int = 1000, num_clips: int = 32, split: str = "validati
       audio_1=member(guidance={"audio": 1.0}, baseline=False),
       audio_2=member(guidance={"audio": 2.0}, baseline=False),
       steps_10=member(num_steps=10, baseline=False),
-      ddpm=member(method="ddpm", baseline=False)))
+      ddpm=member(method="ddpm", baseline=False),
+      **video_metrics()))
+
+
+def video_metrics(pose: str = "landmarks") -> dict:
+  """The paper's metrics of generated videos (`vasa_jax.evaluators.videos`), run by `vasa evaluate
+  --config ... --checkpoint ...`. Those that need a network name it here; left empty, they are
+  reported unavailable:
+    lip_sync.weights  converted public SyncNet (`vasa_jax.convert.syncnet`), or
+    lip_sync.expert   a run of experiments/evals/syncnet_expert.py (our own SyncNet-style expert);
+    capp.workdir      a run of experiments/evals/capp.py;
+    fvd.weights       converted I3D Kinetics-400 (`vasa_jax.convert.i3d`).
+  `pose` reads head pose (and gaze, distance) from frames: "landmarks" (MediaPipe, real faces) or
+  "probe:RUN" (a SynthTalk probe, experiments/probes/synthtalk_probe.py)."""
+  return dict(
+      lip_sync=dict(type="syncnet", weights="", expert=""),
+      capp=dict(type="capp", workdir="", pose=pose),
+      motion_intensity=dict(type="delta_p", pose=pose),
+      fvd=dict(type="fvd", weights=""),
+      gaze=dict(type="gaze_error", reader="landmarks"),
+      distance=dict(type="distance_error", reader="landmarks"))
+
+
+def default_evaluation(split: str = "test", num_clips: int = 0) -> ml_collections.ConfigDict:
+  """`config.evaluation`: the protocol's defaults (`vasa_jax.evaluation.protocol.Settings`): 3
+  samples per audio and the audio-guidance sweep of the paper's CFG ablation (0, 0.5, 1, 2)."""
+  return ml_collections.ConfigDict(dict(
+      split=split, num_clips=num_clips, samples_per_audio=3, seed=0, long_form_seconds=0.0,
+      max_seconds=0.0, strips=4, write_videos=8,
+      sweep=dict(condition="audio", values=[0.0, 0.5, 1.0, 2.0], samples_per_audio=1)))
 
 
 class MotionTask:

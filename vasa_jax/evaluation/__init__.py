@@ -1,0 +1,1 @@
+"""Evaluating checkpoints and videos with the paper's protocol: metrics.json and report.html."""
