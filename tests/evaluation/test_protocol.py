@@ -134,3 +134,26 @@ def test_protocol_on_a_checkpoint_writes_metrics_report_and_sweep(motion_latents
                         tmp_path / "root")
   assert "| base |" in table and "No scores yet: other" in table
   assert (tmp_path / "root" / "ablation.json").is_file()
+
+
+def test_folder_videos_are_cropped_like_training_data_and_bad_files_skipped(astronaut, tmp_path):
+  from tests.helpers import moving_photo, tone
+  from vasa_jax.data import video_io
+
+  folder = tmp_path / "system"
+  frames, rolls = moving_photo(astronaut, 20, 25)
+  video_io.write_video(folder / "talk.mp4", frames, 25, tone(0.8))
+  (folder / "broken.mp4").write_bytes(b"not a video")
+  found, skipped = protocol.folder_videos(folder, 96)
+  assert [v.name for v in found] == ["talk"] and list(skipped) == [str(folder / "broken.mp4")]
+  video = found[0]
+  assert video.frames.shape == (20, 96, 96, 3)
+  assert abs(len(video.audio) - 0.8 * 16000) < 640
+  # The crop follows the face, so the pose read from it follows the photo's roll.
+  read = pose.make_reader("landmarks")(video.frames)
+  assert np.isfinite(read).all()
+  assert np.corrcoef(np.degrees(read[:, 2]), rolls)[0, 1] > 0.9
+  assert delta_p.Metric().score(found)["dP"] > 0.5
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(UserError, match="holds no videos"):
+    protocol.folder_videos(tmp_path / "empty", 96)
