@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import pathlib
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -97,32 +98,34 @@ def _text(value) -> str:
 
 
 def real_clips(data_dir: str, dataset: str, split: str, image_size: int, num_clips: int = 0,
-               seed: int = 0, long_form_seconds: float = 0.0, max_seconds: float = 0.0
-               ) -> list[Video]:
+               seed: int = 0, long_form_seconds: float = 0.0, max_seconds: float = 0.0,
+               spill_to: pathlib.Path | None = None) -> list[Video]:
   """The real clips of a split as `Video`s at `image_size` (all, or `num_clips` drawn by seed);
-  with `long_form_seconds`, sequences of consecutive clips of one identity and source."""
+  with `long_form_seconds`, sequences of consecutive clips of one identity and source. With
+  `spill_to`, their frames are memory-mapped from files there (`spill`)."""
   from vasa_jax.data import pipelines
 
   source = pipelines.open_split(data_dir, dataset, split)
   if len(source) == 0:
     raise UserError(f"split {split!r} of {dataset} in {data_dir} has no clips; choose another "
                     "with --split")
+
+  def keep(video: Video) -> Video:  # Cut, then out of memory, one video at a time.
+    if max_seconds > 0:
+      video = _cut(video, max_seconds)
+    return dataclasses.replace(video, frames=spill(video.frames, spill_to, f"real_{video.name}"))
+
   if long_form_seconds > 0:
-    videos = _long_form(source, image_size, long_form_seconds)
+    videos = _long_form(source, image_size, long_form_seconds, keep)
     if not videos:
       raise UserError(f"no identity of split {split!r} has {long_form_seconds:g} s of clips; use a "
                       "shorter --long_form")
-  else:
-    order = np.arange(len(source))
-    if num_clips and num_clips < len(source):
-      order = np.sort(np.random.default_rng(seed).permutation(len(source))[:num_clips])
-    videos = [_clip_video(source[int(i)], image_size, _text(source[int(i)]["meta"]["clip_id"]))
-              for i in order]
-  if num_clips and long_form_seconds > 0:
-    videos = videos[:num_clips]
-  if max_seconds > 0:
-    videos = [_cut(v, max_seconds) for v in videos]
-  return videos
+    return videos[:num_clips] if num_clips else videos
+  order = np.arange(len(source))
+  if num_clips and num_clips < len(source):
+    order = np.sort(np.random.default_rng(seed).permutation(len(source))[:num_clips])
+  return [keep(_clip_video(source[int(i)], image_size, _text(source[int(i)]["meta"]["clip_id"])))
+          for i in order]
 
 
 def _cut(video: Video, seconds: float) -> Video:
@@ -135,7 +138,7 @@ def _cut(video: Video, seconds: float) -> Video:
                              labels=labels)
 
 
-def _long_form(source, image_size: int, seconds: float) -> list[Video]:
+def _long_form(source, image_size: int, seconds: float, keep) -> list[Video]:
   groups: dict[tuple[str, str], list[int]] = {}
   for index in range(len(source)):
     meta = source[index]["meta"]
@@ -159,9 +162,9 @@ def _long_form(source, image_size: int, seconds: float) -> list[Video]:
     per_frame = int(round(video_metrics.SAMPLE_RATE / parts[0].fps))
     audio = np.concatenate([np.pad(p.audio, (0, max(0, p.num_frames * per_frame - len(p.audio))))
                             [:p.num_frames * per_frame] for p in parts])
-    videos.append(dataclasses.replace(
+    videos.append(keep(dataclasses.replace(
         parts[0], name=name, clip=name, frames=np.concatenate([p.frames for p in parts]),
-        audio=audio, labels=labels))
+        audio=audio, labels=labels)))
   return videos
 
 
@@ -171,8 +174,8 @@ def _long_form(source, image_size: int, seconds: float) -> list[Video]:
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
-def folder_videos(folder: str | os.PathLike, image_size: int, max_seconds: float = 0.0
-                  ) -> tuple[list[Video], dict[str, str]]:
+def folder_videos(folder: str | os.PathLike, image_size: int, max_seconds: float = 0.0,
+                  spill_to: pathlib.Path | None = None) -> tuple[list[Video], dict[str, str]]:
   """Every video of a folder (with its sound) cropped to the training framing at `image_size`.
   Returns the videos and {file: reason} of those that could not be read (they are skipped)."""
   from vasa_jax.data import faces, video_io
@@ -197,7 +200,9 @@ def folder_videos(folder: str | os.PathLike, image_size: int, max_seconds: float
       logging.warning("Skipping %s: %s", path, e)
       skipped[str(path)] = str(e)
       continue
-    video = Video(name=str(path.relative_to(folder).with_suffix("")), frames=frames, audio=audio)
+    name = str(path.relative_to(folder).with_suffix(""))
+    frames = spill(frames, spill_to, f"{folder.name}_{name}")
+    video = Video(name=name, frames=frames, audio=audio)
     out.append(_cut(video, max_seconds) if max_seconds > 0 else video)
   if not out:
     raise UserError(f"no video of {folder} could be read: {skipped}")
@@ -217,9 +222,24 @@ def with_sampling(generator, **overrides):
                               generator.audio_context)
 
 
+def spill(frames: np.ndarray, folder: pathlib.Path | None, name: str) -> np.ndarray:
+  """The frames written to `folder` and mapped back read-only (so that a split's videos need disk,
+  not memory); unchanged without a folder."""
+  if folder is None:
+    return frames
+  folder.mkdir(parents=True, exist_ok=True)
+  safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+  path = folder / f"{safe}.npy"
+  np.save(path, np.ascontiguousarray(frames))
+  return np.load(path, mmap_mode="r")
+
+
 def generate(generator, reals: Sequence[Video], samples: int, seed: int,
-             progress: bool = True) -> list[Video]:
-  """`samples` videos per real clip: its first frame animated by its audio with its controls."""
+             progress: bool = True, spill_to: pathlib.Path | None = None,
+             tag: str = "") -> list[Video]:
+  """`samples` videos per real clip: its first frame animated by its audio with its controls.
+  With `spill_to`, the frames live in files there (memory-mapped) instead of in memory, named
+  after `tag` (distinct per call)."""
   from tqdm import tqdm
 
   from vasa_jax.inference import portrait as portrait_lib
@@ -243,6 +263,7 @@ def generate(generator, reals: Sequence[Video], samples: int, seed: int,
     for k in range(samples):
       frames = np.concatenate(list(generator.generate(subject, real.audio, controls,
                                                       seed=seed + k)))
+      frames = spill(frames, spill_to, f"{tag}_{real.name}_{k}")
       out.append(Video(name=f"{real.name}#{k}", frames=frames, audio=real.audio, fps=real.fps,
                        clip=real.clip, gaze=real.gaze, distance=real.distance,
                        emotion=real.emotion))
@@ -326,7 +347,8 @@ def _comparable(key: str, described: dict) -> tuple[bool, str]:
   if key == "CAPP":
     return False, "our CAPP model, trained as the paper describes; its scale is its own"
   if key == "dP":
-    return True, "degrees per frame from re-extracted pose"
+    return False, ("the paper's definition (degrees per frame of re-extracted pose), read by our "
+                   "pose reader; the paper does not name its pose extractor")
   return False, ""
 
 
@@ -346,6 +368,9 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
   settings = settings or Settings.from_config(config)
   out = pathlib.Path(out_dir).expanduser()
   out.mkdir(parents=True, exist_ok=True)
+  # Generated frames wait on disk for the metrics (a split at 512 px does not fit in memory).
+  spill_dir = out / "frames.tmp"
+  shutil.rmtree(spill_dir, ignore_errors=True)
   metric_set = build_metrics(config, only)
   folders = dict(folders or {})
   if not checkpoints and not folders:
@@ -363,11 +388,12 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
   data = config.get("data") or {}
   notes = []
   if real_folder:
-    real, skipped = folder_videos(real_folder, image_size, settings.max_seconds)
+    real, skipped = folder_videos(real_folder, image_size, settings.max_seconds, spill_dir / "real")
     notes += [f"skipped {k}: {v}" for k, v in skipped.items()]
   elif data.get("data_dir"):
     real = real_clips(data.data_dir, data.dataset, settings.split, image_size, settings.num_clips,
-                      settings.seed, settings.long_form_seconds, settings.max_seconds)
+                      settings.seed, settings.long_form_seconds, settings.max_seconds,
+                      spill_dir / "real")
   elif generators:
     raise UserError("the protocol generates from the split's real clips: set --config.data."
                     "data_dir=DATA (the dataset the run was trained on)")
@@ -375,9 +401,11 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
   systems: dict[str, list[Video]] = {}
   for name, (_, generator) in generators.items():
     logging.info("Generating %d x %d videos with %s", len(real), settings.samples_per_audio, name)
-    systems[name] = generate(generator, real, settings.samples_per_audio, settings.seed, progress)
+    systems[name] = generate(generator, real, settings.samples_per_audio, settings.seed, progress,
+                             spill_to=spill_dir, tag=f"system{len(systems)}")
   for name, folder in folders.items():
-    systems[name], skipped = folder_videos(folder, image_size, settings.max_seconds)
+    systems[name], skipped = folder_videos(folder, image_size, settings.max_seconds,
+                                           spill_dir / f"folder{len(systems)}")
     notes += [f"skipped {k}: {v}" for k, v in skipped.items()]
 
   rows = score(metric_set, systems, real)
@@ -401,7 +429,7 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
         "guidance": dict(first.motion.scales)}
 
   if settings.sweep and generators:
-    record["sweep"] = _sweep(metric_set, generators, real, settings, progress)
+    record["sweep"] = _sweep(metric_set, generators, real, settings, progress, spill_dir)
   for key, described in metric_set.described.items():
     comparable, note = _comparable(key, described)
     record["metrics"][key] = {**described, "comparable_to_paper": comparable, "note": note}
@@ -412,6 +440,7 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
   curves = checkpoints[0] if checkpoints else None
   report.write_report(out / "report.html", record, workdir_curves=curves, strips=strips,
                       title=record["title"])
+  shutil.rmtree(spill_dir, ignore_errors=True)
   return record
 
 
@@ -423,7 +452,8 @@ def _checkpoint_step(checkpoint: str, step: int | None) -> int | None:
   return max(steps) if steps else None
 
 
-def _sweep(metric_set: MetricSet, generators, real, settings: Settings, progress: bool) -> dict:
+def _sweep(metric_set: MetricSet, generators, real, settings: Settings, progress: bool,
+           spill_dir: pathlib.Path | None = None) -> dict:
   sweep = dict(settings.sweep)
   condition = sweep.get("condition", "audio")
   values = [float(v) for v in sweep.get("values", ())]
@@ -437,7 +467,8 @@ def _sweep(metric_set: MetricSet, generators, real, settings: Settings, progress
     scales = {**generator.motion.scales, condition: value}
     swept = with_sampling(generator, scales=scales)
     logging.info("Sweep %s guidance %s = %g", name, condition, value)
-    videos = generate(swept, real, samples, settings.seed, progress)
+    videos = generate(swept, real, samples, settings.seed, progress, spill_to=spill_dir,
+                      tag=f"sweep{len(points)}")
     row = score(MetricSet({k: m for k, m in metric_set.metrics.items()
                            if not k.startswith("fvd")}, metric_set.described,
                           metric_set.unavailable), {name: videos}, None)[name]
