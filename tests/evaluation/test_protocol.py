@@ -121,6 +121,7 @@ def test_protocol_on_a_checkpoint_writes_metrics_report_and_sweep(motion_latents
   assert len(list((tmp_path / "eval" / "strips").glob("*.png"))) == 2
   written = sorted((tmp_path / "eval" / "videos").glob("*.mp4"))
   assert len(written) == 4
+  assert not (tmp_path / "eval" / "frames.tmp").exists()  # The frames waited on disk, then went.
 
   from vasa_jax.data import video_io
 
