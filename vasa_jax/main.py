@@ -251,6 +251,7 @@ def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
     config = configs.load_config(args.config, overrides)
   elif args.checkpoint:
     config = configs.read_json(pathlib.Path(args.checkpoint[0]) / "config.json")
+    protocol.add_defaults(config)  # Runs configured before the video metrics existed.
     for override in overrides:
       configs.apply_override(config, override)
   else:

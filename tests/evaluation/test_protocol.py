@@ -102,7 +102,7 @@ def test_protocol_on_a_checkpoint_writes_metrics_report_and_sweep(motion_latents
       f"--config.data.data_dir={synthtalk_tiny_dir}", "--config.sampling.steps=2"])
   settings = protocol.Settings.from_config(config, num_clips=2, samples_per_audio=2,
                                            max_seconds=1.2, write_videos=4)
-  settings.sweep = dict(condition="audio", values=[0.0, 2.0], samples_per_audio=1)
+  settings.sweep = dict(condition="audio", values=[2.0], samples_per_audio=1)
   record = protocol.run(config, tmp_path / "eval", checkpoints=[str(run)], settings=settings,
                         only=["motion_intensity", "capp", "lip_sync"],
                         sampling=protocol.sampling_of(config), progress=False)
@@ -115,7 +115,8 @@ def test_protocol_on_a_checkpoint_writes_metrics_report_and_sweep(motion_latents
   assert {"capp", "lip_sync"} <= set(on_disk["unavailable"])
   assert "workdir" in on_disk["unavailable"]["capp"]
   assert on_disk["metrics"]["dP"]["weights"]
-  assert [p["value"] for p in on_disk["sweep"]["points"]] == [0.0, 2.0]
+  assert [p["value"] for p in on_disk["sweep"]["points"]] == [2.0]
+  assert set(on_disk["sweep"]["points"][0]) == {"value", "dP"}
   html = (tmp_path / "eval" / "report.html").read_text()
   assert "CAPP" in html and "unavailable" in html.lower()
   assert len(list((tmp_path / "eval" / "strips").glob("*.png"))) == 2

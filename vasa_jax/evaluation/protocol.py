@@ -53,6 +53,7 @@ class Settings:
   max_seconds: float = 0.0  # > 0: clips are cut to this length (a quick look).
   strips: int = 4
   write_videos: int = 8  # Generated samples written as mp4 (0: none).
+  image_size: int = 0  # Frames' side for the metrics; 0: the checkpoint's stage-1 size, else 256.
   # {"condition": "audio", "values": [0, 0.5, 1, 2], "samples_per_audio": 1}: a guidance sweep.
   sweep: dict | None = None
 
@@ -288,12 +289,6 @@ def build_metrics(config, only: Sequence[str] | None = None) -> MetricSet:
   evals = {name: (s.to_dict() if hasattr(s, "to_dict") else dict(s))
            for name, s in (config.get("evals") or {}).items()}
   chosen = {n: s for n, s in evals.items() if video_metrics.is_video_metric(s.get("type"))}
-  if not chosen:
-    from vasa_jax.trainers import motion
-
-    logging.info("config.evals names no video metric; using the defaults of "
-                 "vasa_jax.trainers.motion.video_metrics()")
-    chosen = motion.video_metrics()
   if only:
     unknown = sorted(set(only) - set(chosen))
     if unknown:
@@ -365,6 +360,7 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
   from vasa_jax.evaluation import report
   from vasa_jax.inference.talking_face import load_generator
 
+  add_defaults(config)
   settings = settings or Settings.from_config(config)
   out = pathlib.Path(out_dir).expanduser()
   out.mkdir(parents=True, exist_ok=True)
@@ -381,8 +377,8 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
     generator = load_generator(checkpoint, step, sampling=sampling)
     name = f"{pathlib.Path(checkpoint).name} (step {_checkpoint_step(checkpoint, step)})"
     generators[name] = (checkpoint, generator)
-  image_size = (next(iter(generators.values()))[1].face.image_size if generators
-                else int(config.get("evaluation_image_size", 0) or 256))
+  image_size = settings.image_size or (next(iter(generators.values()))[1].face.image_size
+                                       if generators else 256)
 
   real: list[Video] | None = None
   data = config.get("data") or {}
@@ -542,6 +538,23 @@ def write_json(path: pathlib.Path, record: Mapping) -> None:
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(json.dumps(plain(record), indent=2, allow_nan=False) + "\n")
   os.replace(tmp, path)
+
+
+def add_defaults(config) -> None:
+  """Gives a stage-2 config without them the default video metrics and `evaluation` block
+  (`vasa_jax.trainers.motion.video_metrics`, `default_evaluation`), so that overrides can set them."""
+  import ml_collections
+
+  from vasa_jax.trainers import motion
+
+  with config.unlocked():
+    if "evals" not in config:
+      config.evals = ml_collections.ConfigDict()
+    if not any(video_metrics.is_video_metric(dict(s).get("type")) for s in config.evals.values()):
+      for name, settings in motion.video_metrics().items():
+        config.evals[name] = ml_collections.ConfigDict(settings)
+    if "evaluation" not in config:
+      config.evaluation = motion.default_evaluation()
 
 
 def sampling_of(config) -> dict[str, Any]:

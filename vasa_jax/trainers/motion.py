@@ -99,7 +99,7 @@ def default_evaluation(split: str = "test", num_clips: int = 0) -> ml_collection
   samples per audio and the audio-guidance sweep of the paper's CFG ablation (0, 0.5, 1, 2)."""
   return ml_collections.ConfigDict(dict(
       split=split, num_clips=num_clips, samples_per_audio=3, seed=0, long_form_seconds=0.0,
-      max_seconds=0.0, strips=4, write_videos=8,
+      max_seconds=0.0, strips=4, write_videos=8, image_size=0,
       sweep=dict(condition="audio", values=[0.0, 0.5, 1.0, 2.0], samples_per_audio=1)))
 
 
