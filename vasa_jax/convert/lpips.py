@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vasa_jax.convert import vgg19
 from vasa_jax.convert.common import (flatten, read_safetensors, read_state_dict, refuse_unused,
                                       unflatten, write_safetensors)
 from vasa_jax.errors import UserError
@@ -28,31 +29,12 @@ PyTree = Any
 
 _FORMAT = "vasa_jax.lpips"
 _HOW = "lpips.convert_lpips(vgg16_pth, lpips_vgg_lin_pth, out_path)"
-IGNORED_VGG_TENSORS = (r"classifier\..*",)
 
 
 def _vgg16_params(source: pathlib.Path) -> dict[str, np.ndarray]:
-  tensors = read_state_dict(source, "VGG16")
-  flat, used = {}, set()
-  for module, leaves in lpips.param_shapes()["vgg16"].items():
-    index = module.split("_")[1]
-    for leaf, shape in leaves.items():
-      key = f"features.{index}.{'weight' if leaf == 'kernel' else 'bias'}"
-      if key not in tensors:
-        raise UserError(f"{source} lacks `{key}`, so it is not torchvision's VGG16 state dict; "
-                        "fix: pass vgg16-397923af.pth from torchvision (not vgg16_bn, not VGG19, "
-                        "not a whole pickled model)")
-      value = np.asarray(tensors[key], np.float32)
-      used.add(key)
-      if leaf == "kernel":
-        # torch conv weights are [out, in, kh, kw]; Flax wants [kh, kw, in, out].
-        value = value.transpose(2, 3, 1, 0)
-      if value.shape != shape:
-        raise UserError(f"{source}: `{key}` has shape {value.shape}, VGG16 needs {shape} (after "
-                        "transposing); fix: pass torchvision's vgg16 weights, not another VGG")
-      flat[f"vgg16/{module}/{leaf}"] = value
-  refuse_unused(tensors, used, IGNORED_VGG_TENSORS, source, "VGG16")
-  return flat
+  flat = vgg19.torchvision_features(source, lpips.param_shapes()["vgg16"], "VGG16",
+                                    "vgg16-397923af.pth")
+  return {f"vgg16/{k}": v for k, v in flat.items()}
 
 
 def _lin_params(source: pathlib.Path) -> dict[str, np.ndarray]:

@@ -32,28 +32,37 @@ def convert_vgg19(state_dict_path: str | pathlib.Path,
                   out_path: str | pathlib.Path) -> pathlib.Path:
   """Converts torchvision's VGG19 state dict (`.pth` or `.safetensors`) to Flax safetensors."""
   source = pathlib.Path(state_dict_path).expanduser()
-  tensors = read_state_dict(source, "VGG19")
-  expected = vgg.param_shapes()
+  flat = torchvision_features(source, vgg.param_shapes(), "VGG19", "vgg19-*.pth")
+  return write_safetensors(flat, out_path, _FORMAT, {}, "VGG19")
+
+
+def torchvision_features(source: pathlib.Path, shapes: dict[str, dict[str, tuple[int, ...]]],
+                         network: str, file_hint: str) -> dict[str, np.ndarray]:
+  """Flat `"features_{i}/kernel|bias"` arrays from a torchvision VGG state dict (`features.{i}.
+  weight/bias`), checked against `shapes` ({module: {leaf: shape}}); the classifier is ignored,
+  any other unused tensor refused."""
+  tensors = read_state_dict(source, network)
   flat, used = {}, set()
-  for module, leaves in expected.items():
+  for module, leaves in shapes.items():
     index = module.split("_")[1]
     for leaf, shape in leaves.items():
       key = f"features.{index}.{'weight' if leaf == 'kernel' else 'bias'}"
       if key not in tensors:
-        raise UserError(f"{source} lacks `{key}`, so it is not torchvision's VGG19 state dict; "
-                        "fix: pass vgg19-*.pth from torchvision (not vgg19_bn, not a whole "
-                        "pickled model)")
+        raise UserError(f"{source} lacks `{key}`, so it is not torchvision's {network} state "
+                        f"dict; fix: pass {file_hint} from torchvision (not the _bn variant, not "
+                        "another depth, not a whole pickled model)")
       value = np.asarray(tensors[key], np.float32)
       used.add(key)
       if leaf == "kernel":
         # torch conv weights are [out, in, kh, kw]; Flax wants [kh, kw, in, out].
         value = value.transpose(2, 3, 1, 0)
       if value.shape != shape:
-        raise UserError(f"{source}: `{key}` has shape {value.shape}, VGG19 needs {shape} (after "
-                        "transposing); fix: pass torchvision's vgg19 weights, not another VGG")
+        raise UserError(f"{source}: `{key}` has shape {value.shape}, {network} needs {shape} "
+                        f"(after transposing); fix: pass torchvision's {network.lower()} weights, "
+                        "not another VGG")
       flat[f"{module}/{leaf}"] = value
-  refuse_unused(tensors, used, IGNORED_TENSORS, source, "VGG19")
-  return write_safetensors(flat, out_path, _FORMAT, {}, "VGG19")
+  refuse_unused(tensors, used, IGNORED_TENSORS, source, network)
+  return flat
 
 
 def load_vgg19(path: str | pathlib.Path) -> dict[str, PyTree]:
