@@ -44,7 +44,7 @@ def child(lengths: list[float], folder: str, resolution: int) -> None:
   """Makes one video per length, in this process, printing the peak memory after each."""
   from skimage import data
 
-  from vasa_jax.inference import bench
+  from vasa_jax.bench import generate as bench
   from vasa_jax.inference import talking_face as tf
 
   generator, _ = bench.random_generator("tiny", batch_size=25, steps=1)

@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the ablation table of the members' evaluation scores")
   sweep.set_defaults(handler=None)
   from vasa_jax import demo
+  from vasa_jax.bench import cli as bench_cli
   from vasa_jax.data import audio_features, motion_latents, prepare
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
   from vasa_jax.inference import cli as inference_cli
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
   audio_features.register(subparsers)
   motion_latents.register(subparsers)
   inference_cli.register(subparsers)
+  bench_cli.register(subparsers)
   demo.register(subparsers)
   return parser
 
@@ -294,8 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       return EXIT_USER_ERROR
     _setup_logging()
     if args.handler is not None:
-      if overrides:
+      if overrides and not getattr(args, "takes_overrides", False):
         raise UserError(f"{args.command} takes no --config.* overrides (got {overrides[0]})")
+      args.overrides = overrides
       return args.handler(args)
     if args.command == "evaluate":
       return _run_evaluate(args, overrides)

@@ -13,9 +13,11 @@ import pytest
 
 from tests.helpers import EXPERIMENTS, PYTHON, REPO, moving_photo, subprocess_env, tone
 from vasa_jax import main as vasa_main
+from vasa_jax.bench import common as bench_common
+from vasa_jax.bench import generate as bench
 from vasa_jax.data import video_io
 from vasa_jax.errors import UserError
-from vasa_jax.inference import bench, editing
+from vasa_jax.inference import editing
 from vasa_jax.inference import talking_face as tf
 from vasa_jax.inference.audio import AudioFeatureStream
 from vasa_jax.models.audio import features
@@ -299,14 +301,55 @@ def test_a_labels_run_cannot_animate_a_photo(synthtalk_tiny_dir, inputs, tmp_pat
   assert "labels" in capsys.readouterr().err
 
 
-def test_bench_measures_and_prints_a_table(random_pair, capsys):
+def test_bench_measures_and_prints_a_table(random_pair, tmp_path, capsys):
   generator, subject = random_pair
   row = dict(size="tiny", dtype="float32", **bench.measure_generator(generator, subject, 1.0))
   assert row["device"] == jax.devices()[0].device_kind and row["resolution"] == 64
-  assert row["batch"] == 8 and row["hop"] == generator.window // 5
-  for key in ("fps", "render_ms", "window_ms", "latency_ms", "stream_fps"):
+  assert row["batch"] == 8 and row["hop"] == generator.window // 5 and row["steps"] == 2
+  for key in ("fps", "render_ms", "window_ms", "motion_ms", "latency_ms", "stream_fps"):
     assert np.isfinite(row[key]) and row[key] > 0, key
+  assert 0 < row["motion_share"] < 1
+  assert row["compiles_after_warmup"] == 0  # Offline, streaming, render and window programs.
   lines = bench.table([row]).splitlines()
   assert lines[0].startswith("| device | size | px | batch") and len(lines) == 3
   assert vasa("bench", "generate", "--sizes", "tiny", "--batch_sizes", "two") == 2
   assert "--batch_sizes" in capsys.readouterr().err
+  assert vasa("bench", "generate", "--sizes", "huge") == 2
+  assert "huge" in capsys.readouterr().err
+
+
+def test_no_program_compiles_again_for_other_lengths(random_pair):
+  """After one clip, clips of other lengths (other partial last windows and audio blocks), streamed
+  or offline, run on the programs already compiled."""
+  generator, subject = random_pair
+  rng = np.random.default_rng(0)
+  speech = lambda seconds: (0.1 * rng.normal(size=int(seconds * 16000))).astype(np.float32)  # noqa: E731
+  for hop in (None, 2):
+    session = generator.session(subject, tf.Controls(gaze=(0.0, 0.0)), hop=hop)
+    session.push(speech(1.3))
+    session.finish()
+  with bench_common.CompileCounter() as compiles:
+    for seconds, hop in ((2.7, None), (0.5, None), (1.9, 2), (0.33, 2)):
+      session = generator.session(subject, tf.Controls(gaze=(0.0, 0.0)), seed=3, hop=hop)
+      audio = speech(seconds)
+      frames = sum(len(session.push(audio[o:o + 3000])) for o in range(0, len(audio), 3000))
+      frames += len(session.finish())
+      assert frames == -(-len(audio) // 640)
+  assert compiles.count == 0
+
+
+def test_pipelined_generation_gives_the_same_frames(random_pair):
+  """Offline sessions hand back a push's frames one push later; the frames are the same."""
+  generator, subject = random_pair
+  audio = (0.1 * np.random.default_rng(1).normal(size=int(2.3 * 16000))).astype(np.float32)
+  out = {}
+  for pipelined in (False, True):
+    session = generator.session(subject, tf.Controls(gaze=(0.0, 0.0)), pipelined=pipelined)
+    chunk = generator.window * 640
+    pushed = [session.push(audio[o:o + chunk]) for o in range(0, len(audio), chunk)]
+    out[pipelined] = (pushed, session.finish())
+  counts = {k: [len(f) for f in pushed] for k, (pushed, _) in out.items()}
+  assert counts[True] == [0] + counts[False][:-1] and sum(counts[False]) > 0
+  frames = {k: np.concatenate([*pushed, last]) for k, (pushed, last) in out.items()}
+  assert len(frames[True]) == -(-len(audio) // 640)
+  np.testing.assert_array_equal(frames[True], frames[False])

@@ -1,15 +1,16 @@
-"""The motion transformer: shapes, zero-initialised output, the paper size by `jax.eval_shape`, and
-that each condition reaches the output only while it is kept."""
+"""The motion transformer: shapes, zero-initialised output, the paper size by `jax.eval_shape`, that
+each condition reaches the output only while it is kept, and its fused attention."""
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from vasa_jax.errors import UserError
-from vasa_jax.models import motion_dit
+from vasa_jax.models import layers, motion_dit
 
 W, K, M, A = 8, 3, 5, 6
 
@@ -120,3 +121,20 @@ def test_bad_sizes_are_refused():
   with pytest.raises(UserError, match="conditioning"):
     motion_dit.make_config("tiny", motion_dim=M, audio_dim=A, window=W, context=K, num_emotions=4,
                            conditioning="cross_attention")
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_fused_attention_equals_flax_attention(dtype):
+  """The transformers' attention runs through jax.nn.dot_product_attention with flax's parameters
+  and flax's results, masked or not."""
+  x = jax.random.normal(jax.random.key(0), (2, 17, 64))
+  mask = nn.make_attention_mask(jnp.ones((2, 17)), jnp.arange(17)[None] < jnp.array([[12], [17]]))
+  reference = nn.MultiHeadDotProductAttention(num_heads=4, dtype=dtype)
+  fused = nn.MultiHeadDotProductAttention(num_heads=4, dtype=dtype,
+                                          attention_fn=layers.fused_attention)
+  variables = reference.init(jax.random.key(1), x, x)
+  tolerance = 1e-5 if dtype == jnp.float32 else 2e-2
+  for m in (None, mask):
+    want = reference.apply(variables, x, x, mask=m).astype(jnp.float32)
+    got = fused.apply(variables, x, x, mask=m).astype(jnp.float32)
+    np.testing.assert_allclose(got, want, atol=tolerance * float(jnp.max(jnp.abs(want))))

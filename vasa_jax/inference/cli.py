@@ -1,9 +1,8 @@
-"""`vasa generate` (photo + speech to video, offline or streamed), `vasa edit` (a photo driven by a
-video's motion) and `vasa bench generate` (generation speed)."""
+"""`vasa generate` (photo + speech to video, offline or streamed) and `vasa edit` (a photo driven by
+a video's motion)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pathlib
@@ -75,25 +74,6 @@ def register(subparsers) -> None:
   edit.add_argument("--paste_back", action="store_true")
   edit.add_argument("--batch_size", type=int, default=8)
   edit.set_defaults(handler=_edit)
-
-  bench = subparsers.add_parser("bench", help="benchmarks that print a table")
-  commands = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-  gen = commands.add_parser(
-      "generate", help="generation speed: frames per second and first-frame latency",
-      description="Times the whole generation pipeline (audio features, stage-2 sampling, stage-1 "
-      "rendering) with randomly initialised models of each size, on this machine's default JAX "
-      "backend: sustained frames per second of offline generation, and the first-frame latency "
-      "of streaming (compute only, from the moment the first hop of audio is in).")
-  gen.add_argument("--sizes", default="tiny",
-                   help="comma-separated stage-1 sizes: tiny (64 px), small (128), base (256), "
-                   "paper (512); stage 2 is tiny for tiny, paper otherwise")
-  gen.add_argument("--batch_sizes", default="1,8", help="comma-separated render batch sizes")
-  gen.add_argument("--seconds", type=float, default=4.0, help="seconds of audio per measurement")
-  gen.add_argument("--steps", type=int, default=50, help="stage-2 sampling steps")
-  gen.add_argument("--hop", type=int, default=None, help="streaming hop in frames")
-  gen.add_argument("--dtype", default="float32", help="compute dtype: float32 or bfloat16")
-  gen.add_argument("--json", default=None, help="also write the rows to this JSON file")
-  gen.set_defaults(handler=_bench_generate)
 
 
 def _add_model_arguments(parser) -> None:
@@ -214,21 +194,5 @@ def _edit(args) -> int:
                                batch_size=args.batch_size)
   print(f"wrote {out}")
   _print_summary(summary)
-  return 0
-
-
-def _bench_generate(args) -> int:
-  from vasa_jax.inference import bench
-
-  try:
-    sizes = [s for s in args.sizes.split(",") if s]
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
-  except ValueError:
-    raise UserError("--batch_sizes takes integers, e.g. 1,8") from None
-  rows = bench.run(sizes, batch_sizes, seconds=args.seconds, steps=args.steps, hop=args.hop,
-                   dtype=args.dtype)
-  print(bench.table(rows))
-  if args.json:
-    pathlib.Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
   return 0
 

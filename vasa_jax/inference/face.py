@@ -120,6 +120,11 @@ class FaceRenderer:
     Returns:
       uint8 [N, image_size, image_size, 3].
     """
+    return self.fetch(self.dispatch(latents, motion))
+
+  def dispatch(self, latents: FaceLatents, motion: np.ndarray) -> list[tuple[int, jax.Array]]:
+    """Starts rendering (`render`'s arguments) and returns at once: the frames are computed while
+    the caller goes on, and `fetch` waits for them."""
     motion = np.asarray(motion, np.float32)
     if motion.ndim != 2 or motion.shape[1] != self.motion_dim:
       raise ValueError(f"render takes motion [N, {self.motion_dim}]; got {list(motion.shape)}")
@@ -127,10 +132,13 @@ class FaceRenderer:
     for start, end in self._batches(len(motion)):
       chunk = np.zeros((self.batch_size, self.motion_dim), np.float32)
       chunk[:end - start] = motion[start:end]
-      # Dispatched now, fetched below: the next batch is queued while this one runs.
       pending.append((end - start, self._render(
           self.params, latents.v_app, latents.z_id, jnp.asarray(chunk[:, :warping.POSE_DIM]),
           jnp.asarray(chunk[:, warping.POSE_DIM:]))))
+    return pending
+
+  def fetch(self, pending: list[tuple[int, jax.Array]]) -> np.ndarray:
+    """The frames of a `dispatch`, uint8 [N, image_size, image_size, 3]."""
     if not pending:
       return np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
     return np.concatenate([np.asarray(frames)[:n] for n, frames in pending])

@@ -137,10 +137,10 @@ class TalkingFaceGenerator:
     return Subject(found, self.face.encode(found.crop), name)
 
   def session(self, subject: Subject, controls: Controls = Controls(), seed: int = 0,
-              hop: int | None = None, output: Output = Output(), hold: str | None = None
-              ) -> Session:
+              hop: int | None = None, output: Output = Output(), hold: str | None = None,
+              pipelined: bool | None = None) -> Session:
     """A `Session` generating frames of `subject` for pushed audio."""
-    return Session(self, subject, controls, seed, hop, output, hold)
+    return Session(self, subject, controls, seed, hop, output, hold, pipelined)
 
   def generate(self, subject: Subject, audio: Iterable[np.ndarray] | np.ndarray,
                controls: Controls = Controls(), seed: int = 0, output: Output = Output(),
@@ -314,10 +314,16 @@ class Session:
 
   `hold` "pose" keeps the photo's head pose in every frame (the face alone follows the speech);
   "expression" keeps its facial dynamics (the head alone moves).
+
+  Offline (`hop` = W) the session is `pipelined`: a push starts rendering its frames and returns
+  those the previous push started, so the device samples and renders the next window while the
+  caller composes and encodes this one; `finish` returns everything left. Streaming returns a push's
+  own frames, for latency.
   """
 
   def __init__(self, generator: TalkingFaceGenerator, subject: Subject, controls: Controls,
-               seed: int, hop: int | None, output: Output, hold: str | None = None):
+               seed: int, hop: int | None, output: Output, hold: str | None = None,
+               pipelined: bool | None = None):
     if hold not in (None, "pose", "expression"):
       raise UserError(f"hold={hold!r}: keep the photo's 'pose' or its 'expression'")
     self.hold = hold
@@ -336,6 +342,8 @@ class Session:
     self._compose = FrameComposer(subject.portrait, generator.face.image_size, output)
     self.frame_size = self._compose.frame_size
     self.num_frames = 0
+    self.pipelined = self.hop == W if pipelined is None else bool(pipelined)
+    self._in_flight: list = []  # Renders started by the previous push, not fetched yet.
 
   @property
   def lookahead(self) -> int:
@@ -366,7 +374,13 @@ class Session:
     if self.hop < self.generator.window:  # Streaming: no frame waits for a full batch.
       count = len(self._to_render)
     motion, self._to_render = self._to_render[:count], self._to_render[count:]
-    frames = self._compose(self.generator.face.render(self.subject.latents, motion))
+    face = self.generator.face
+    started = face.dispatch(self.subject.latents, motion) if count else []
+    if self.pipelined and not final:
+      ready, self._in_flight = self._in_flight, started
+    else:
+      ready, self._in_flight = self._in_flight + started, []
+    frames = self._compose(face.fetch(ready))
     self.num_frames += len(frames)
     return frames
 

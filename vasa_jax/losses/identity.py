@@ -73,8 +73,10 @@ def cross_identity(embedding_fn: EmbeddingFn, params: PyTree, result: jax.Array,
 def load_arcface_or_none(path: str | pathlib.Path | None,
                          crop_box: tuple[float, float, float, float] = CANONICAL_CROP_BOX,
                          input_range: tuple[float, float] = (-1.0, 1.0),
-                         ) -> tuple[EmbeddingFn, PyTree] | None:
+                         dtype: Any = jnp.float32) -> tuple[EmbeddingFn, PyTree] | None:
   """(embedding_fn, variables) of converted ArcFace weights, or None (logged) without a path.
+
+  `dtype` is the network's compute dtype (the weights stay float32; the embedding is float32).
 
   The returned function crops and resizes with `arcface_input` first, so it takes the face model's
   renders directly. A path that is set but wrong raises a UserError.
@@ -86,8 +88,9 @@ def load_arcface_or_none(path: str | pathlib.Path | None,
   from vasa_jax.convert.arcface import load_arcface
 
   model, variables = load_arcface(path)
+  model = model.clone(dtype=dtype)
 
   def embedding_fn(variables: PyTree, images: jax.Array) -> jax.Array:
-    return model.apply(variables, arcface_input(images, crop_box, input_range))
+    return model.apply(variables, arcface_input(images, crop_box, input_range)).astype(jnp.float32)
 
   return embedding_fn, variables

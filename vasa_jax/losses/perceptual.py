@@ -49,8 +49,11 @@ def perceptual_l1(features_fn: FeaturesFn, params: PyTree, pred: jax.Array, targ
 def load_vgg19_or_none(path: str | pathlib.Path | None,
                        taps: Sequence[str] | None = None,
                        input_range: tuple[float, float] = (-1.0, 1.0),
-                       ) -> tuple[FeaturesFn, PyTree] | None:
+                       dtype: Any = jnp.float32) -> tuple[FeaturesFn, PyTree] | None:
   """(features_fn, variables) of VGG19 from converted weights, or None (logged) without a path.
+
+  `dtype` is the network's compute dtype (the weights stay float32): the training step's, so that a
+  bfloat16 step does not run its largest frozen network in float32.
 
   `path` is the file `vasa_jax.convert.vgg19.convert_vgg19` wrote; a path that is set but wrong
   raises a UserError rather than silently turning the loss off.
@@ -62,5 +65,5 @@ def load_vgg19_or_none(path: str | pathlib.Path | None,
   from vasa_jax.convert.vgg19 import load_vgg19
   from vasa_jax.models.vgg19 import DEFAULT_TAPS, VGG19Features
 
-  model = VGG19Features(taps=tuple(taps or DEFAULT_TAPS), input_range=input_range)
+  model = VGG19Features(taps=tuple(taps or DEFAULT_TAPS), input_range=input_range, dtype=dtype)
   return model.apply, load_vgg19(path)

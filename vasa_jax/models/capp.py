@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from vasa_jax.errors import UserError
+from vasa_jax.models import layers
 from vasa_jax.models.motion_dit import Mlp
 
 Dtype = Any
@@ -111,8 +112,9 @@ class MaskedBlock(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     mask = nn.make_attention_mask(jnp.ones_like(valid), valid)  # Any query, valid keys.
     h = nn.LayerNorm(name="norm1", **kw)(x)
-    x = x + nn.MultiHeadDotProductAttention(num_heads=self.num_heads, name="attention",
-                                            **kw)(h, h, mask=mask)
+    x = x + nn.MultiHeadDotProductAttention(
+        num_heads=self.num_heads, name="attention", attention_fn=layers.fused_attention,
+        **kw)(h, h, mask=mask)
     return x + Mlp(self.mlp_dim, x.shape[-1], name="mlp", **kw)(nn.LayerNorm(name="norm2",
                                                                              **kw)(x))
 

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from vasa_jax.errors import UserError
+from vasa_jax.models import layers
 
 Dtype = Any
 
@@ -120,7 +121,8 @@ class Block(nn.Module):
   def __call__(self, x: jax.Array, cond: jax.Array | None) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     width = x.shape[-1]
-    attention = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, name="attention", **kw)
+    attention = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, name="attention",
+                                                attention_fn=layers.fused_attention, **kw)
     mlp = Mlp(self.mlp_dim, width, name="mlp", **kw)
     if cond is None:
       x = x + attention(nn.LayerNorm(name="norm1", **kw)(x))

@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax.data import pipelines
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import image_metrics
 from vasa_jax.evaluators.image_metrics import to_signed, to_unit
@@ -94,8 +93,8 @@ class FaceLatentTask:
     if unknown:
       raise UserError(f"config.losses.weights has unknown losses {sorted(unknown)}; known: "
                       f"{', '.join(LOSS_NAMES)}")
-    self.vgg = perceptual.load_vgg19_or_none(config.losses.vgg19_path)
-    self.arcface = identity.load_arcface_or_none(config.losses.arcface_path)
+    self.vgg = perceptual.load_vgg19_or_none(config.losses.vgg19_path, dtype=dtype)
+    self.arcface = identity.load_arcface_or_none(config.losses.arcface_path, dtype=dtype)
     if self.vgg is None:
       self.weights["perceptual"] = 0.0
     if self.arcface is None:
@@ -133,6 +132,8 @@ class FaceLatentTask:
   def eval_examples(self, split: str, num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`num_examples` source/driving/other triplets of `split` without augmentation: the same on
     every call and in every process (`pipelines.FaceFrameTriplets`)."""
+    from vasa_jax.data import pipelines
+
     data = self.config.data
     source = pipelines.open_split(data.data_dir, data.dataset, split)
     iterator = pipelines.global_batch_iterator(
@@ -141,6 +142,8 @@ class FaceLatentTask:
     return next(iterator)
 
   def open_split(self, split: str):
+    from vasa_jax.data import pipelines
+
     data = self.config.data
     return pipelines.open_split(data.data_dir, data.dataset, split)
 
@@ -190,6 +193,8 @@ class FaceLatentTask:
 
   def make_data_iterator(self, process_index: int, process_count: int, split: str = "train",
                          augment: bool = True):
+    from vasa_jax.data import pipelines  # grain: not needed to build or benchmark the model.
+
     data = self.config.data
     source = pipelines.open_split(data.data_dir, data.dataset, split)
     return pipelines.global_batch_iterator(

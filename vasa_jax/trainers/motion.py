@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax.data import motion_latents, pipelines, schema
+from vasa_jax.data import motion_latents, schema
 from vasa_jax.diffusion import guidance, schedules
 from vasa_jax.errors import UserError
 from vasa_jax.models import motion_dit
@@ -104,11 +104,16 @@ def default_evaluation(split: str = "test", num_clips: int = 0) -> ml_collection
 
 
 class MotionTask:
-  """`common.Task` of stage 2."""
+  """`common.Task` of stage 2.
+
+  `motion_dim` / `audio_dim` replace the sizes read from the stage-1 run and the audio encoder (the
+  benchmarks build the paper's model without either).
+  """
 
   name = TASK_NAME
 
-  def __init__(self, config: ml_collections.ConfigDict):
+  def __init__(self, config: ml_collections.ConfigDict, motion_dim: int | None = None,
+               audio_dim: int | None = None):
     self.config = config
     self._caches: dict[str, pathlib.Path] = {}
     unknown = set(config.dropout) - set(DROPPED) - {"audio_tail"}
@@ -123,9 +128,11 @@ class MotionTask:
     if K > W:
       raise UserError(f"config.motion.context K={K} exceeds the window W={W}; the previous frames "
                       "come from the last window, so K <= W")
-    self.motion_kind, motion_dim = stage1_motion_size(config.stage1.workdir)
+    self.motion_kind, stage1_dim = stage1_motion_size(config.stage1.workdir)
+    motion_dim = motion_dim or stage1_dim
     self.model_config = motion_dit.make_config(
-        config.model.variant, motion_dim=motion_dim, audio_dim=audio_feature_size(config.audio),
+        config.model.variant, motion_dim=motion_dim,
+        audio_dim=audio_dim or audio_feature_size(config.audio),
         window=W, context=K, num_emotions=len(schema.EMOTIONS),
         conditioning=config.model.get("conditioning", "adaln_zero"),
         audio_filter=int(config.model.get("audio_filter", 0)))
@@ -179,6 +186,8 @@ class MotionTask:
     return motion_latents.MotionLatentSource(self.cache(split))
 
   def make_data_iterator(self, process_index: int, process_count: int, split: str = "train"):
+    from vasa_jax.data import pipelines  # grain: not needed to build or benchmark the model.
+
     source = motion_latents.MotionLatentSource(
         self.train_folder if split == self.config.data.get("train_split", "train") else
         self.cache(split))
