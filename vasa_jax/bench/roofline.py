@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.bench import common as bench_common
+from vasa_jax.errors import UserError
 
 
 def _abstract(tree):
@@ -137,8 +138,15 @@ def analyse(size: str = "paper", batch: int = 8, steps=(50, 10), hop: int | None
   """The rows of the roofline note (see the module docstring)."""
   peaks = bench_common.known_peaks(device)
   if peaks is None:
-    raise ValueError(f"device {device!r} has no datasheet peak; use one of "
-                     f"{', '.join(name for name, _, _ in bench_common.DEVICE_PEAKS)}")
+    raise UserError(f"--device {device!r} has no datasheet peak; use one of "
+                    f"{', '.join(name for name, _, _ in bench_common.DEVICE_PEAKS)}")
+  payloads = []
+  for path in measured:  # Read first: a wrong path fails before minutes of analysis.
+    try:
+      payloads.append(json.loads(pathlib.Path(path).read_text()))
+    except (OSError, ValueError) as e:
+      raise UserError(f"--measured {path}: {e}; give the JSON `vasa bench generate` or `vasa "
+                      "bench train` wrote") from None
   dtype_name = jnp.dtype(dtype).name
   peak, bandwidth = peaks[0][dtype_name], peaks[1]
   g = generation_costs(size, batch, dtype, hop)
@@ -175,8 +183,8 @@ def analyse(size: str = "paper", batch: int = 8, steps=(50, 10), hop: int | None
                    "gb": t["step"]["bytes"] / n / 1e9, "intensity": flops * n / max(
                        t["step"]["bytes"], 1.0), "floor_ms": 1e3 * floor,
                    "ceiling_fps": 1.0 / floor, "bytes_unfused": True})
-  for path in measured:
-    _attach_measured(rows, json.loads(pathlib.Path(path).read_text()))
+  for payload in payloads:
+    _attach_measured(rows, payload)
   return {"rows": rows, "settings": {"size": size, "batch": batch, "dtype": dtype_name,
                                      "device": device, "peak_tflops": peak / 1e12,
                                      "bandwidth_tb_s": bandwidth / 1e12,
