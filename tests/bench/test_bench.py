@@ -11,6 +11,7 @@ import pytest
 from vasa_jax import configs
 from vasa_jax import main as vasa_main
 from vasa_jax.bench import common, roofline, training
+from vasa_jax.errors import UserError
 
 
 def test_compile_counter_counts_only_new_programs():
@@ -43,18 +44,18 @@ def test_cost_analysis_counts_matmul_flops():
 
 
 def test_train_step_row_and_command(tmp_path, capsys):
-  config = configs.load_config(training.stage_config(2, "tiny"), [])
-  row = training.measure(config, per_device_batch=2, steps=2)
-  assert row["task"] == "motion" and row["global_batch"] == 2 * jax.device_count()
-  assert row["compiles_after_warmup"] == 0 and row["finite"]
-  assert row["tflop_per_step"] > 0 and 0 < row["mfu"] < 1.5 and row["memory_gb"] > 0
-  assert row["examples_per_s"] == pytest.approx(row["global_batch"] / row["step_ms"] * 1000)
   out = tmp_path / "train.json"
   assert vasa_main.main(["bench", "train", "--stage", "2", "--variant", "tiny", "--batch_sizes",
-                         "1", "--steps", "1", "--config.compute_dtype=float32",
+                         "2", "--steps", "2", "--config.compute_dtype=float32",
                          "--json", str(out)]) == 0
   payload = json.loads(out.read_text())
-  assert payload["benchmark"] == "train" and payload["rows"][0]["dtype"] == "float32"
+  assert payload["benchmark"] == "train" and payload["environment"]["backend"] == "cpu"
+  row, = payload["rows"]
+  assert row["task"] == "motion" and row["dtype"] == "float32"
+  assert row["global_batch"] == 2 * jax.device_count()
+  assert row["compiles_after_warmup"] == 0 and row["finite"]  # The donated step, called again.
+  assert row["tflop_per_step"] > 0 and 0 < row["mfu"] < 1.5 and row["memory_gb"] > 0
+  assert row["examples_per_s"] == pytest.approx(row["global_batch"] / row["step_ms"] * 1000)
   assert "| motion | tiny |" in capsys.readouterr().out
   assert vasa_main.main(["bench", "train", "--stage", "2", "--variant", "tiny",
                          "--config.no_such_key=1"]) == 2
@@ -89,6 +90,9 @@ def test_roofline_accounts_per_frame_and_joins_measurements():
   roofline._attach_measured(result["rows"], measured)
   assert offline["measured_ms"] == pytest.approx(10.0)
   assert streaming["gap"] == pytest.approx(20.0 / streaming["floor_ms"])
+  with pytest.raises(UserError, match="Z80"):
+    roofline.analyse("tiny", device="Z80")
+  assert roofline._floor(1e9, 1e12, 1e12, None) == pytest.approx(1e-3)  # --device local
   stage2 = roofline.training_costs(2, "tiny", 4, "float32")
   assert stage2["step"]["flops"] > 0 and stage2["params"] > 0
   assert "| generated frame, offline, 10 steps |" in roofline.report(result)

@@ -130,18 +130,18 @@ def test_streaming_gives_every_frame_soon(random_pair, inputs, tmp_path):
 def test_hold_keeps_the_photos_pose_or_expression(random_pair):
   generator, subject = random_pair
   seen = []
-  render = generator.face.render
+  dispatch = generator.face.dispatch
 
   def spy(latents, motion):
     seen.append(np.array(motion))
-    return render(latents, motion)
+    return dispatch(latents, motion)
 
-  generator.face.render = spy
+  generator.face.dispatch = spy
   try:
     for hold in ("pose", "expression"):
       list(generator.session(subject, hold=hold).push(tone(1.2)))
   finally:
-    generator.face.render = render
+    generator.face.dispatch = dispatch
   np.testing.assert_array_equal(seen[0][:, :7], np.broadcast_to(subject.latents.z_pose,
                                                                 seen[0][:, :7].shape))
   assert np.ptp(seen[0][:, 7:], axis=0).max() > 0
@@ -164,12 +164,12 @@ def test_a_failed_generation_keeps_an_earlier_video(random_pair, tmp_path):
     raise Boom()
 
   speech = write_wav(tmp_path / "speech.wav", tone(1.0))
-  generator.face.render, render = broken, generator.face.render
+  generator.face.dispatch, dispatch = broken, generator.face.dispatch
   try:
     with pytest.raises(Boom):
       generator.generate_video(subject, speech, out, progress=False)
   finally:
-    generator.face.render = render
+    generator.face.dispatch = dispatch
   assert out.read_bytes() == b"earlier video"
   assert not list(tmp_path.glob(".*partial*"))
 

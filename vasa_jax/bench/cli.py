@@ -80,8 +80,9 @@ def register(subparsers) -> None:
   roof.add_argument("--steps", default="50,10", help="comma-separated sampling steps")
   roof.add_argument("--hop", type=int, default=None, help="streaming hop (default W/5)")
   roof.add_argument("--dtype", default="bfloat16", help="compute dtype")
-  roof.add_argument("--device", default="H100", help="the device of the floor (a DEVICE_PEAKS "
-                    "name of vasa_jax.bench.common)")
+  roof.add_argument("--device", default="H100", help="the device of the floor: a DEVICE_PEAKS "
+                    "name of vasa_jax.bench.common (H100, H200, A100, TPU v5, ...), or local "
+                    "(this machine's measured matmul rate)")
   roof.add_argument("--no_train", action="store_true", help="generation only")
   roof.add_argument("--measured", nargs="*", default=(), metavar="JSON",
                     help="bench generate/train JSON files measured on --device")

@@ -147,10 +147,19 @@ def trace_summary(directory: str | os.PathLike, top: int = 12,
   with gzip.open(traces[-1], "rt") as f:
     data = json.load(f)
   events = data["traceEvents"] if isinstance(data, dict) else data
+  # Accelerator traces have an "XLA Ops" line per device (HLO ops, beside the kernels they launch):
+  # count those alone. CPU traces run the ops on the backend's threads, among runtime events.
+  op_threads = {(e.get("pid"), e.get("tid")) for e in events if e.get("ph") == "M" and
+                e.get("name") == "thread_name" and e.get("args", {}).get("name") == "XLA Ops"}
   totals: Counter = Counter()
   for event in events:
     name = event.get("name", "")
-    if event.get("ph") != "X" or name.startswith("$") or "::" in name or name[:1].isupper():
+    if event.get("ph") != "X":
+      continue
+    if op_threads:
+      if (event.get("pid"), event.get("tid")) not in op_threads:
+        continue
+    elif name.startswith("$") or "::" in name or name[:1].isupper():
       continue  # Python frames and runtime bookkeeping (PjRt, thread pools, PjitFunction).
     if by_kind:
       name = name.split(".")[0]

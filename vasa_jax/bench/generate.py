@@ -117,7 +117,7 @@ def measure_generator(generator: tf.TalkingFaceGenerator, subject: tf.Subject,
   # At least a window past the first hop, so that streaming's first frames come from a whole hop.
   audio = _speech(max(seconds, (hop + W) / tf.FPS))
   controls = tf.Controls(gaze=(0.0, 0.0))
-  session_kw = dict(hop=hop)
+  session_kw = dict(hop=hop, pipelined=False)  # Streaming hands frames out as soon as made.
 
   def streamed(session):
     """Pushes the audio a hop at a time; returns (first-frame compute latency, frames/s). The

@@ -128,18 +128,25 @@ def training_costs(stage: int, variant: str, batch: int, dtype: str) -> dict:
           "params": int(sum(math.prod(x.shape) for x in jax.tree.leaves(state.params)))}
 
 
-def _floor(flops: float, bytes_: float | None, peak: float, bandwidth: float) -> float:
-  return max(flops / peak, (bytes_ or 0.0) / bandwidth)
+def _floor(flops: float, bytes_: float | None, peak: float, bandwidth: float | None) -> float:
+  return max(flops / peak, (bytes_ or 0.0) / bandwidth if bandwidth else 0.0)
 
 
 def analyse(size: str = "paper", batch: int = 8, steps=(50, 10), hop: int | None = None,
             dtype: str = "bfloat16", device: str = "H100", train: bool = True,
             measured=()) -> dict:
   """The rows of the roofline note (see the module docstring)."""
-  peaks = bench_common.known_peaks(device)
-  if peaks is None:
-    raise UserError(f"--device {device!r} has no datasheet peak; use one of "
-                    f"{', '.join(name for name, _, _ in bench_common.DEVICE_PEAKS)}")
+  dtype_name = jnp.dtype(dtype).name
+  if device == "local":  # This machine: its measured matmul rate, and no bandwidth term.
+    peak, _ = bench_common.device_peak(dtype_name)
+    bandwidth = bench_common.device_bandwidth()
+    device = f"local {jax.devices()[0].device_kind}"
+  else:
+    peaks = bench_common.known_peaks(device)
+    if peaks is None or dtype_name not in peaks[0]:
+      raise UserError(f"--device {device!r} has no datasheet peak in {dtype_name}; use local or "
+                      f"one of {', '.join(name for name, _, _ in bench_common.DEVICE_PEAKS)}")
+    peak, bandwidth = peaks[0][dtype_name], peaks[1]
   payloads = []
   for path in measured:  # Read first: a wrong path fails before minutes of analysis.
     try:
@@ -147,8 +154,6 @@ def analyse(size: str = "paper", batch: int = 8, steps=(50, 10), hop: int | None
     except (OSError, ValueError) as e:
       raise UserError(f"--measured {path}: {e}; give the JSON `vasa bench generate` or `vasa "
                       "bench train` wrote") from None
-  dtype_name = jnp.dtype(dtype).name
-  peak, bandwidth = peaks[0][dtype_name], peaks[1]
   g = generation_costs(size, batch, dtype, hop)
   render = {k: v / batch for k, v in g["render_batch"].items()}
   rows = []
@@ -187,8 +192,8 @@ def analyse(size: str = "paper", batch: int = 8, steps=(50, 10), hop: int | None
     _attach_measured(rows, payload)
   return {"rows": rows, "settings": {"size": size, "batch": batch, "dtype": dtype_name,
                                      "device": device, "peak_tflops": peak / 1e12,
-                                     "bandwidth_tb_s": bandwidth / 1e12,
-                                     "ridge_flop_per_byte": peak / bandwidth,
+                                     "bandwidth_tb_s": bandwidth / 1e12 if bandwidth else None,
+                                     "ridge_flop_per_byte": peak / bandwidth if bandwidth else None,
                                      "generate_costs": g}}
 
 
@@ -218,9 +223,10 @@ COLUMNS = (("per", "what", ""), ("GFLOP", "gflop", ".1f"), ("GB", "gb", ".3f"),
 
 def report(result: dict) -> str:
   s = result["settings"]
-  lines = [f"{s['device']}: {s['peak_tflops']:.0f} TFLOP/s dense {s['dtype']}, "
-           f"{s['bandwidth_tb_s']:.2f} TB/s, ridge {s['ridge_flop_per_byte']:.0f} FLOP/byte; "
-           f"size {s['size']}, render batch {s['batch']}.",
+  memory = (f"{s['bandwidth_tb_s']:.2f} TB/s, ridge {s['ridge_flop_per_byte']:.0f} FLOP/byte"
+            if s["bandwidth_tb_s"] else "bandwidth unknown: floors from FLOPs alone")
+  lines = [f"{s['device']}: {s['peak_tflops']:.3g} TFLOP/s {s['dtype']}, {memory}; size "
+           f"{s['size']}, render batch {s['batch']}.",
            bench_common.format_table(result["rows"], COLUMNS),
            "floor: sum over the frame's programs of max(FLOPs / peak, bytes / bandwidth); training "
            "rows: FLOPs / peak (their bytes are unfused, an upper bound)."]

@@ -202,7 +202,8 @@ def run(config_spec: str, overrides, batch_sizes, steps: int = 5,
 
   config = configs.load_config(config_spec, overrides)
   rows = []
-  for batch_size in batch_sizes:
+  # Ascending: an accelerator's allocator reports its peak since the process started.
+  for batch_size in sorted(batch_sizes):
     row = measure(config, batch_size, steps, stage1_variant, audio_dim,
                   f"{profile_dir}/batch{batch_size}" if profile_dir else None)
     row["config"] = config_spec

@@ -195,4 +195,3 @@ def _edit(args) -> int:
   print(f"wrote {out}")
   _print_summary(summary)
   return 0
-

@@ -236,7 +236,7 @@ def stream_video(generator: TalkingFaceGenerator, subject: Subject,
   hop = hop or max(1, generator.window // 5)
   info = speech_io.check_speech(audio_path)
   chunk = max(1, int(round(chunk_ms * SAMPLE_RATE / 1000)))
-  session = generator.session(subject, controls, seed, hop, output, hold)
+  session = generator.session(subject, controls, seed, hop, output, hold, pipelined=False)
   # Compile everything before the clock starts: one window of silence through a throwaway session.
   warm = generator.session(subject, controls, seed, hop, output)
   warm.push(np.zeros(SAMPLES_PER_FRAME * (hop + 2 * generator.window), np.float32))
