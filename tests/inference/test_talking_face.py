@@ -17,7 +17,6 @@ from vasa_jax.bench import common as bench_common
 from vasa_jax.bench import generate as bench
 from vasa_jax.data import video_io
 from vasa_jax.errors import UserError
-from vasa_jax.inference import editing
 from vasa_jax.inference import talking_face as tf
 from vasa_jax.inference.audio import AudioFeatureStream
 from vasa_jax.models.audio import features
@@ -323,7 +322,10 @@ def test_no_program_compiles_again_for_other_lengths(random_pair):
   or offline, run on the programs already compiled."""
   generator, subject = random_pair
   rng = np.random.default_rng(0)
-  speech = lambda seconds: (0.1 * rng.normal(size=int(seconds * 16000))).astype(np.float32)  # noqa: E731
+
+  def speech(seconds):
+    return (0.1 * rng.normal(size=int(seconds * 16000))).astype(np.float32)
+
   for hop in (None, 2):
     session = generator.session(subject, tf.Controls(gaze=(0.0, 0.0)), hop=hop)
     session.push(speech(1.3))

@@ -97,7 +97,8 @@ def _generate(args) -> int:
   sizes = [s for s in args.sizes.split(",") if s]
   unknown = sorted(set(sizes) - set(generate.STAGE1_SIZES))
   if unknown:
-    raise UserError(f"--sizes: {', '.join(unknown)} unknown; use {', '.join(generate.STAGE1_SIZES)}")
+    raise UserError(f"--sizes: {', '.join(unknown)} unknown; use "
+                    f"{', '.join(generate.STAGE1_SIZES)}")
   rows = generate.run(sizes, _ints(args.batch_sizes, "--batch_sizes"), seconds=args.seconds,
                       steps=_ints(args.steps, "--steps"), hop=args.hop, dtype=args.dtype,
                       pipelined=not args.no_pipeline, profile_dir=args.profile)

@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Dense (no sparsity) peak FLOP/s per compute dtype and memory bandwidth in bytes/s, from the vendors'
-# datasheets, matched against `device.device_kind` by substring, first match wins. float32 on NVIDIA
-# GPUs is the TF32 tensor-core rate: XLA's default matmul precision lets float32 dots use TF32.
+# Dense (no sparsity) peak FLOP/s per compute dtype and memory bandwidth in bytes/s, from the
+# vendors' datasheets, matched against `device.device_kind` by substring, first match wins. float32
+# on NVIDIA GPUs is the TF32 tensor-core rate: XLA's default matmul precision lets float32 dots use
+# TF32.
 DEVICE_PEAKS: tuple[tuple[str, dict[str, float], float], ...] = (
     ("H100 PCIe", {"bfloat16": 756e12, "float16": 756e12, "float32": 378e12}, 2.0e12),
     ("H100", {"bfloat16": 989.4e12, "float16": 989.4e12, "float32": 494.7e12}, 3.35e12),

@@ -159,7 +159,7 @@ def measure(config, per_device_batch: int, steps: int = 5, stage1_variant: str |
     memory, memory_source = bench_common.compiled_memory_bytes(compiled), "XLA estimate"
   examples_per_s = global_batch / step_s
   images = 0
-  if task.name == "face_latent":  # Reconstruction, plus the two transfer decodes and the crossed one.
+  if task.name == "face_latent":  # The reconstruction, two transfer decodes, the crossed one.
     w = task.weights
     images = 1 + 2 * bool(w["consistency"]) + bool(w["cross_identity"])
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
