@@ -74,7 +74,9 @@ def generation_costs(size: str, batch: int, dtype: str, hop: int | None = None,
 
   variant, window, context = generate.STAGE2[size]
   wav2vec2_config = wav2vec2.Wav2Vec2Config.variant("base")
-  audio_dim = wav2vec2_config.hidden_size if audio == "wav2vec2" else 80 * 4
+  mel = features.MelConfig()
+  audio_dim = (wav2vec2_config.hidden_size if audio == "wav2vec2" else
+               (features.SAMPLES_PER_FRAME // mel.hop) * mel.n_mels)
   config = motion_dit.make_config(variant, motion_dim=warping.POSE_DIM + dyn, audio_dim=audio_dim,
                                   window=window, context=context,
                                   num_emotions=len(schema.EMOTIONS))
@@ -107,15 +109,17 @@ def generation_costs(size: str, batch: int, dtype: str, hop: int | None = None,
   return result
 
 
-def training_costs(stage: int, variant: str, batch: int, dtype: str) -> dict:
-  """FLOPs and (unfused) bytes of one training step of `batch` examples, lowered only."""
+def training_costs(stage: int, variant: str, batch: int, dtype: str,
+                   stage1_variant: str | None = None) -> dict:
+  """FLOPs and (unfused) bytes of one training step of `batch` examples, lowered only; stage 2
+  generates the motion of a `stage1_variant` model (default: `variant`)."""
   from vasa_jax import configs
   from vasa_jax.bench import training
   from vasa_jax.trainers import common
 
   config = configs.load_config(training.stage_config(stage, variant),
                                [f"--config.compute_dtype={dtype}", f"--config.batch_size={batch}"])
-  task = training.build_task(config)
+  task = training.build_task(config, stage1_variant)
   tx, schedule = common.make_optimizer(config)
   ema = float(config.get("ema_decay", 0.0))
   init_fn = common.make_init_fn(task, tx, use_ema=ema > 0)
@@ -177,9 +181,12 @@ def analyse(size: str = "paper", batch: int = 8, steps=(50, 10), hop: int | None
                    "intensity": flops / max(bytes_, 1.0), "floor_ms": 1e3 * floor,
                    "ceiling_fps": 1.0 / floor})
   if train:
-    variant = size
+    from vasa_jax.bench import generate
+
     for stage in (1, 2):
-      t = training_costs(stage, variant, batch if stage == 1 else 64, dtype)
+      # Stage 2 of a size is the motion variant the generator pairs with it.
+      variant = size if stage == 1 else generate.STAGE2[size][0]
+      t = training_costs(stage, variant, batch if stage == 1 else 64, dtype, stage1_variant=size)
       n = t["batch"]
       flops = t["step"]["flops"] / n
       floor = flops / peak

@@ -57,11 +57,7 @@ def _random_arcface(dtype, rng):
   model = arcface.IResNet(arcface.stage_blocks_for_depth(50), dtype=dtype)
   variables = jax.jit(model.init)(
       rng, jnp.zeros((1, arcface.INPUT_SIZE, arcface.INPUT_SIZE, 3), jnp.float32))
-
-  def embedding_fn(variables, images):
-    return model.apply(variables, identity.arcface_input(images)).astype(jnp.float32)
-
-  return embedding_fn, variables
+  return identity.arcface_embedding(model), variables
 
 
 def build_task(config, stage1_variant: str | None = None, audio_dim: int = WAV2VEC2_BASE_DIM):

@@ -88,9 +88,15 @@ def load_arcface_or_none(path: str | pathlib.Path | None,
   from vasa_jax.convert.arcface import load_arcface
 
   model, variables = load_arcface(path)
-  model = model.clone(dtype=dtype)
+  return arcface_embedding(model.clone(dtype=dtype), crop_box, input_range), variables
+
+
+def arcface_embedding(model, crop_box: tuple[float, float, float, float] = CANONICAL_CROP_BOX,
+                      input_range: tuple[float, float] = (-1.0, 1.0)) -> EmbeddingFn:
+  """(variables, face-model renders `[b, h, w, 3]`) -> float32 embeddings of an ArcFace module:
+  the ArcFace region is cropped and resized first (`arcface_input`)."""
 
   def embedding_fn(variables: PyTree, images: jax.Array) -> jax.Array:
     return model.apply(variables, arcface_input(images, crop_box, input_range)).astype(jnp.float32)
 
-  return embedding_fn, variables
+  return embedding_fn
