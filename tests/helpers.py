@@ -62,3 +62,18 @@ def moving_photo(photo: np.ndarray, frames: int, fps: int, canvas=(480, 640), sh
     out.append(cv2.warpAffine(photo, matrix, (width, height), borderValue=(128, 128, 128)))
     rolls.append(np.deg2rad(roll))
   return out, np.array(rolls)
+
+
+def hide_distribution(monkeypatch, name: str) -> None:
+  """Makes the installed distribution `name` look absent to `importlib.metadata` (what a fresh
+  install without that package sees), for the rest of the test."""
+  import importlib.metadata
+
+  real = importlib.metadata.distribution
+
+  def distribution(asked: str):
+    if asked == name:
+      raise importlib.metadata.PackageNotFoundError(asked)
+    return real(asked)
+
+  monkeypatch.setattr(importlib.metadata, "distribution", distribution)

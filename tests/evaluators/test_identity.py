@@ -1,4 +1,5 @@
-"""The identity evaluator: ArcFace cosines of known outputs, and no score without weights."""
+"""The identity evaluator: dlib (default) and ArcFace cosines of known outputs; unavailable only
+without the network's package or file."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from vasa_jax.data import pipelines
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import identity, videos
 from vasa_jax.models import arcface
+from tests.helpers import hide_distribution
 
 SMALL_BLOCKS = (1, 1, 1, 1)
 
@@ -64,7 +66,7 @@ def test_cosines_of_known_outputs(synthtalk_tiny_dir, tmp_path):
       type="identity", arcface_weights=str(weights), num_examples=4, batch_size=2))))
   (scheduled,) = evaluators.make_evaluators(config, _MixTask(synthtalk_tiny_dir))
   evaluator = scheduled.evaluator
-  assert evaluator.weights == {"arcface": str(weights.resolve())}
+  assert evaluator.weights == {"identity": str(weights.resolve())}
 
   # Output = the driving frame: a perfect reconstruction, and the cross output is the other face.
   driving = evaluator.run({"mix": jnp.float32(1.0)}).scalars
@@ -83,12 +85,29 @@ def test_cosines_of_known_outputs(synthtalk_tiny_dir, tmp_path):
   assert driving["identity_cosine_cross"] < driving["identity_cosine_real"]
 
 
-def test_unavailable_without_weights(tmp_path):
+def test_dlib_by_default_on_known_outputs(synthtalk_tiny_dir):
+  config = ml_collections.ConfigDict(dict(evals=dict(id=dict(
+      type="identity", num_examples=4, batch_size=4))))
+  (scheduled,) = evaluators.make_evaluators(config, _MixTask(synthtalk_tiny_dir))
+  evaluator = scheduled.evaluator
+  assert evaluator.weights["identity"].startswith("face-recognition-models 0.3.0: ")
+  driving = evaluator.run({"mix": jnp.float32(1.0)}).scalars
+  source = evaluator.run({"mix": jnp.float32(0.0)}).scalars
+  print(f"dlib, output = driving: {driving}\noutput = source: {source}")
+  assert driving["identity_cosine"] == pytest.approx(1.0, abs=1e-5)
+  assert source["identity_cosine_cross"] == pytest.approx(1.0, abs=1e-5)
+  assert driving["identity_cosine_real"] < 1.0 - 1e-4
+  assert driving["identity_cosine_cross"] < driving["identity_cosine_real"]
+
+
+def test_unavailable_only_without_the_package(tmp_path, monkeypatch):
   config = ml_collections.ConfigDict(dict(evals=dict(id=dict(type="identity"))))
-  with pytest.raises(videos.Unavailable, match="arcface_weights.*convert_arcface"):
-    identity.Evaluator(task=None)
-  # Training and `vasa evaluate --workdir` leave it out (logged), rather than stopping.
-  assert evaluators.make_evaluators(config, task=None) == []
   config.evals.id.arcface_weights = str(tmp_path / "missing.safetensors")
   with pytest.raises(UserError, match="missing.safetensors do not exist"):
     evaluators.make_evaluators(config, task=None)
+  hide_distribution(monkeypatch, "face-recognition-models")
+  with pytest.raises(videos.Unavailable, match=r"pip install face-recognition-models==0\.3\.0"):
+    identity.Evaluator(task=None)
+  # Training and `vasa evaluate --workdir` leave it out (logged), rather than stopping.
+  config.evals.id.arcface_weights = ""
+  assert evaluators.make_evaluators(config, task=None) == []

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import FACE_LATENT_STEPS
 from tests.helpers import EXPERIMENTS
 from vasa_jax import configs, main
+from vasa_jax.errors import UserError
 from vasa_jax.trainers import common, face_latent
 
 pytestmark = pytest.mark.slow
@@ -72,3 +73,25 @@ def test_evaluate_refuses_a_workdir_of_another_model(synthtalk_tiny_dir, tmp_pat
   err = capsys.readouterr().err
   assert "holds a checkpoint of task 'reference_autoencoder', not 'face_latent'" in err
   assert record["task"] == "reference_autoencoder"
+
+
+def test_packaged_loss_networks_are_on_by_default_and_can_be_turned_off():
+  spec = f"{EXPERIMENTS / 'face_latent' / 'synthtalk_tiny.py'}:runlocal"
+  config = configs.load_config(spec, [])
+  assert face_latent.loss_networks(config.losses) == ("vgg16", "dlib")
+  task = face_latent.make_task(config)
+  assert task.weights["perceptual"] == 20.0 and task.weights["cross_identity"] == 4.0
+  assert task.vgg is not None and task.identity_network is not None
+  off = face_latent.make_task(configs.load_config(spec, [
+      "--config.losses.perceptual_network=none", "--config.losses.identity_network=none"]))
+  assert off.weights["perceptual"] == off.weights["cross_identity"] == 0.0
+  # A weights file wins over the packaged network; a run's config from before the packaged
+  # networks (no such keys) keeps the losses it trained with: off without files.
+  assert face_latent.loss_networks(configs.load_config(spec, [
+      "--config.losses.vgg19_path=vgg19.safetensors",
+      "--config.losses.arcface_path=r50.safetensors"]).losses) == ("vgg19", "arcface")
+  old = config.losses.to_dict()
+  del old["perceptual_network"], old["identity_network"]
+  assert face_latent.loss_networks(old) == ("none", "none")
+  with pytest.raises(UserError, match="perceptual_network='vgg13' is unknown"):
+    face_latent.loss_networks({"perceptual_network": "vgg13"})

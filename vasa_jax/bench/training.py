@@ -13,8 +13,9 @@ with random weights, over all local devices (global batch = per-device batch x d
   memory: the allocator's peak (accelerators) or XLA's estimate for the program (CPU), per device;
   compiles: XLA compilations after the first step; anything but 0 is a retracing bug.
 
-Stage 1 runs with its perceptual (VGG19) and cross-identity (ArcFace r50) losses on, as a real run
-with weights does; their networks get random weights here. Stage 2's sizes are the paper pairing:
+Stage 1 runs with its perceptual and cross-identity losses on, as a real run does: the packaged
+VGG16 and dlib ResNet (config.losses' defaults), or, where their packages are not installed, a VGG19
+and an ArcFace r50 with random weights in their place. Stage 2's sizes are the paper pairing:
 motion of the stage-1 model of the same variant (or `--stage1_variant`), audio of Wav2Vec2 base
 (768).
 """
@@ -74,8 +75,8 @@ def build_task(config, stage1_variant: str | None = None, audio_dim: int = WAV2V
     if task.vgg is None and weights.get("perceptual", 0.0):
       task.vgg = _random_vgg19(dtype, rng)
       task.weights["perceptual"] = float(weights.perceptual)
-    if task.arcface is None and weights.get("cross_identity", 0.0):
-      task.arcface = _random_arcface(dtype, rng)
+    if task.identity_network is None and weights.get("cross_identity", 0.0):
+      task.identity_network = _random_arcface(dtype, rng)
       task.weights["cross_identity"] = float(weights.cross_identity)
     return task
   if config.task == "motion":

@@ -148,6 +148,8 @@ def load_stage1(workdir: str | os.PathLike, step: int | None = None,
   with config.unlocked():
     config.losses.vgg19_path = ""
     config.losses.arcface_path = ""
+    config.losses.perceptual_network = "none"
+    config.losses.identity_network = "none"
   logging.disable(logging.WARNING)  # Its report of the losses left off concerns training only.
   try:
     task = face_latent.make_task(config)

