@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		--constraint constraints.txt --editable '.[test,synthtalk]'
+	# The LPIPS reference for the parity tests, without torchvision (see pyproject.toml).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--constraint constraints.txt lpips
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,12 +1,23 @@
-"""Test setup: 8 CPU devices (set before jax is imported), absl flags marked parsed for grain."""
+"""Test setup: 8 CPU devices and a session-wide XLA compilation cache (set before jax is
+imported), absl flags marked parsed for grain."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = " ".join(
     [f for f in os.environ.get("XLA_FLAGS", "").split()
      if not f.startswith("--xla_force_host_platform_device_count")]
     + ["--xla_force_host_platform_device_count=8"])
+# Programs that take a second or more to compile are compiled once per session: many tests (and
+# the command-line processes they start, which inherit this) build the same tiny models again.
+# Quicker programs are not cached, so compile counting still sees them.
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="vasa_jax_test_xla_")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
@@ -65,9 +76,10 @@ FACE_LATENT_STEPS = 40  # Checkpoints at steps 20 and 40.
 @pytest.fixture(scope="session")
 def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
   """A stage-1 (face_latent) run of experiments/face_latent/synthtalk_tiny.py on SynthTalk tiny:
-  FACE_LATENT_STEPS steps on one CPU device, checkpoints at steps 20 and 40, evaluators after the
-  last step. Trained once per session: its test checks what training did, and later stages read
-  it back. Returns (config, task, train result, workdir, held-out scores before training)."""
+  FACE_LATENT_STEPS steps on one CPU device without the pretrained-network losses, checkpoints at
+  steps 20 and 40, evaluators after the last step. Trained once per session: its test checks what
+  training did, and later stages read it back. Returns (config, task, train result, workdir,
+  held-out scores before training)."""
   import jax
 
   from vasa_jax import configs, evaluators
@@ -78,6 +90,9 @@ def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
       [f"--config.data.data_dir={synthtalk_tiny_dir}", f"--config.total_steps={FACE_LATENT_STEPS}",
        "--config.log_every=10", "--config.checkpoint.every=20",
        "--config.schedule.warmup_steps=5",
+       # The packaged VGG16 and dlib losses would double the step's time; a stage-1 step with
+       # them is tested in tests/bench/test_bench.py.
+       "--config.losses.perceptual_network=none", "--config.losses.identity_network=none",
        "--config.evals.heldout.num_examples=8", "--config.evals.transfer.num_pairs=4"])
   task = face_latent.make_task(config)
   initial = jax.jit(task.init_params)(jax.random.key(config.seed))

@@ -32,7 +32,7 @@ def test_short_training_lowers_held_out_error(face_latent_tiny_run, capsys):
   for name in ("l1", "consistency", "contrastive", "adversarial", "feature_matching",
                "discriminator_loss", "psnr"):
     assert np.isfinite(metrics[name]), name
-  assert "perceptual" not in metrics and "cross_identity" not in metrics  # No weights configured.
+  assert "perceptual" not in metrics and "cross_identity" not in metrics  # Turned off.
   for part in ("generator", "discriminator"):
     moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
                          initial[part], result.state.params[part])
