@@ -59,14 +59,9 @@ def _run(task, evals, tmp_path, params=None):
 
 
 def test_reconstruction_scores_a_perfect_model(synthtalk_tiny_dir, tmp_path):
-  from vasa_jax.convert import packaged
-
   task = _FakeTask(synthtalk_tiny_dir)
-  try:
-    scores = _run(task, {"heldout": dict(type="reconstruction", num_examples=6, batch_size=4)},
-                  tmp_path)
-  except packaged.MissingPackage as e:
-    pytest.skip(str(e))
+  scores = _run(task, {"heldout": dict(type="reconstruction", num_examples=6, batch_size=4)},
+                tmp_path)
   assert scores["heldout/l1"] < 1e-6 and scores["heldout/ssim"] > 0.9999
   assert scores["heldout/psnr"] > 100
   assert 0 <= scores["heldout/lpips"] < 1e-6  # The packaged VGG16 LPIPS, on by default.
