@@ -10,23 +10,13 @@ compilation excluded, best of 3.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vasa_jax.bench.common import best_seconds
 from vasa_jax.models.audio import features, wav2vec2
-
-
-def best_time(fn, *args, repeats: int = 3) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return min(times)
 
 
 def main() -> None:
@@ -48,7 +38,7 @@ def main() -> None:
     audio = jnp.asarray(rng.standard_normal((batch, int(args.seconds * 16000)), np.float32) * 0.1)
     audio = features.pad_to_frames(audio)
     for name, encoder in (("log-mel", mel), ("wav2vec2 base", base)):
-      seconds = best_time(jax.jit(encoder.apply), encoder.params, audio)
+      seconds = best_seconds(jax.jit(encoder.apply), encoder.params, audio)
       rows.append((name, batch, seconds, batch * args.seconds / seconds))
   print(f"\n{'encoder':<14} {'batch':>5} {'seconds':>8} {'audio s/s':>10}   "
         f"({jax.device_count()} {jax.devices()[0].platform} device(s), {args.seconds:g} s clips)")

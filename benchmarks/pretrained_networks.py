@@ -17,21 +17,16 @@ Weights come from the installed packages (converted into the cache on first use)
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vasa_jax.bench.common import best_seconds
+
 
 def _best_ms(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return min(times) * 1e3
+  return best_seconds(fn, *args, repeats=repeats) * 1e3
 
 
 def measure(size: int, batch: int, repeats: int) -> dict[str, float]:

@@ -103,6 +103,18 @@ def cost(compiled_or_lowered) -> dict[str, float]:
           "bytes": float(analysis.get("bytes accessed", 0.0))}
 
 
+def best_seconds(fn, *args, repeats: int = 3) -> float:
+  """The fastest of `repeats` calls of `fn(*args)` in seconds, after one call to warm up (compile),
+  each waited for with `jax.block_until_ready`."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
 class CompileCounter:
   """Counts XLA compilations while active: `with CompileCounter() as compiles: ...; compiles.count`.
   A benchmark that compiles after its warm-up measures compilation, not the program."""
