@@ -93,9 +93,9 @@ class _Demo:
             "seconds": time.perf_counter() - start}
 
   def stage1(self) -> dict:
-    # Without the pretrained-network losses: on 2 CPU cores the VGG16 perceptual loss alone took
-    # stage 1 from 0.9 to about 2 s a step (300 steps: 622 s), past the demo's 15 minutes; the
-    # experiment keeps both on for real runs.
+    # Without the pretrained-network losses: on 2 CPU cores, 300 steps took 622 s with the VGG16
+    # perceptual loss alone and 527 s with neither (compilation and evaluation included), and the
+    # cross-identity loss costs more still; the experiment keeps both on for real runs.
     return self._train("face_latent/synthtalk_tiny.py", self.stage1_dir, [
         f"--config.data.data_dir={self.data_dir}", f"--config.total_steps={self.stage1_steps}",
         "--config.losses.perceptual_network=none", "--config.losses.identity_network=none",
