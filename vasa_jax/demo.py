@@ -94,8 +94,8 @@ class _Demo:
 
   def stage1(self) -> dict:
     # Without the pretrained-network losses: on 2 CPU cores, 300 steps took 622 s with the VGG16
-    # perceptual loss alone and 527 s with neither (compilation and evaluation included), and the
-    # cross-identity loss costs more still; the experiment keeps both on for real runs.
+    # perceptual loss alone and 527 s with neither (compilation and evaluation included); the
+    # cross-identity loss adds a second reenactment. The experiment keeps both on for real runs.
     return self._train("face_latent/synthtalk_tiny.py", self.stage1_dir, [
         f"--config.data.data_dir={self.data_dir}", f"--config.total_steps={self.stage1_steps}",
         "--config.losses.perceptual_network=none", "--config.losses.identity_network=none",
