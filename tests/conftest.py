@@ -76,8 +76,9 @@ FACE_LATENT_STEPS = 40  # Checkpoints at steps 20 and 40.
 @pytest.fixture(scope="session")
 def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
   """A stage-1 (face_latent) run of experiments/face_latent/synthtalk_tiny.py on SynthTalk tiny:
-  FACE_LATENT_STEPS steps on one CPU device without the pretrained-network losses, checkpoints at
-  steps 20 and 40, evaluators after the last step. Trained once per session: its test checks what
+  FACE_LATENT_STEPS steps on one CPU device without the pretrained-network losses (reconstruction
+  alone for 20 steps, then every loss), checkpoints at steps 20 and 40, evaluators after the last
+  step. Trained once per session: its test checks what
   training did, and later stages read it back. Returns (config, task, train result, workdir,
   held-out scores before training)."""
   import jax
@@ -93,7 +94,11 @@ def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
        # The packaged VGG16 and dlib losses would double the step's time; a stage-1 step with
        # them is tested in tests/bench/test_bench.py.
        "--config.losses.perceptual_network=none", "--config.losses.identity_network=none",
-       "--config.evals.heldout.num_examples=8", "--config.evals.transfer.num_pairs=4"])
+       # Two phases of the curriculum: reconstruction alone, then every loss from step 20.
+       *(f"--config.losses.start.{name}={FACE_LATENT_STEPS // 2}"
+         for name in face_latent.LATE_LOSSES),
+       "--config.evals.heldout.num_examples=8", "--config.evals.transfer.num_pairs=4",
+       "--config.evals.readout.max_frames=512", "--config.evals.readout.stride=4"])
   task = face_latent.make_task(config)
   initial = jax.jit(task.init_params)(jax.random.key(config.seed))
   (heldout,) = evaluators.make_evaluators(config, task, only=["heldout"])

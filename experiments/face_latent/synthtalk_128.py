@@ -25,19 +25,16 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.task = "face_latent"
   config.seed = 0
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, remat=False))
+  config.model = face_latent.default_model(arg.variant)
   config.data = ml_collections.ConfigDict(
-      dict(data_dir="", dataset="synthtalk/small", worker_count=0))
-  config.losses = face_latent.default_losses()
+      dict(data_dir="", dataset="synthtalk/small", worker_count=0, cross_clip=0.5))
   config.batch_size = 8
-  config.total_steps = 20 if arg.runlocal else 1000
   config.grad_accum_steps = 1
   config.compute_dtype = "float32"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.5, b2=0.999, eps=1e-8, weight_decay=1e-2))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=2e-4, end_value=1e-6, warmup_steps=50, decay_steps=0))
-  config.grad_clip_norm = 1.0
+  face_latent.default_optimization(config, total_steps=20 if arg.runlocal else 4000,
+                                   peak_value=1e-3, warmup_steps=50)
+  config.losses = face_latent.default_losses()
+  config.losses.start = face_latent.curriculum(config.total_steps)
   config.ema_decay = 0.0
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
   config.log_every = 5 if arg.runlocal else 25
@@ -47,10 +44,5 @@ def get_config(arg=None):
 
 
 def sweep():
-  """The full recipe and VASA-1's two extra losses ablated, alone and together."""
-  return [
-      {},
-      {"losses.weights.consistency": 0.0},
-      {"losses.weights.cross_identity": 0.0},
-      {"losses.weights.consistency": 0.0, "losses.weights.cross_identity": 0.0},
-  ]
+  """The recipe with each of its ingredients off alone, and VASA-1's two losses ablated."""
+  return face_latent.ablations()

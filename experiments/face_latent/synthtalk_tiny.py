@@ -4,9 +4,12 @@
   vasa train --config experiments/face_latent/synthtalk_tiny.py --workdir runs/face_tiny \
       --config.data.data_dir=DATA
   vasa evaluate --workdir runs/face_tiny
+  vasa sweep experiments/face_latent/synthtalk_tiny.py --workdir runs/face_tiny_sweep \
+      --config.data.data_dir=DATA
 
-Loss weights: `vasa_jax.trainers.face_latent.default_losses`. The perceptual and cross-identity
-losses need converted VGG19 / ArcFace weights (config.losses.*_path) and are off without them.
+The recipe (`vasa_jax.trainers.face_latent`): `default_model` (the design switches),
+`default_losses` (weights, the curriculum's start steps, region weighting),
+`default_optimization` (one optimizer per network). `sweep()` turns each ingredient off alone.
 """
 
 import ml_collections
@@ -20,19 +23,19 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.task = "face_latent"
   config.seed = 0
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, remat=False))
+  config.model = face_latent.default_model(arg.variant)
+  # cross_clip: the share of pairs whose driving frame comes from another clip of the identity.
   config.data = ml_collections.ConfigDict(
-      dict(data_dir="", dataset="synthtalk/tiny", worker_count=0))
-  config.losses = face_latent.default_losses()
+      dict(data_dir="", dataset="synthtalk/tiny", worker_count=0, cross_clip=0.5))
   config.batch_size = 8
-  config.total_steps = 20 if arg.runlocal else 2000
+  face_latent.default_optimization(config, total_steps=20 if arg.runlocal else 2000)
+  config.losses = face_latent.default_losses()
+  # Reconstruction and pose alone for the first 60% of the run, then the adversarial terms, then
+  # consistency, contrastive and cross-identity for the last 20% (ours). A run with another
+  # --config.total_steps keeps these steps unless --config.losses.start.* moves them too.
+  config.losses.start = face_latent.curriculum(config.total_steps)
   config.grad_accum_steps = 1
   config.compute_dtype = "float32"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.5, b2=0.999, eps=1e-8, weight_decay=1e-2))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=2e-4, end_value=1e-6, warmup_steps=50, decay_steps=0))
-  config.grad_clip_norm = 1.0
   config.ema_decay = 0.0
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
   config.log_every = 5 if arg.runlocal else 50
@@ -42,3 +45,8 @@ def get_config(arg=None):
   config.evals.reenactment.identities = 2
   config.evals.transfer.num_pairs = 16
   return config
+
+
+def sweep():
+  """The recipe with each of its ingredients off alone, and VASA-1's two losses ablated."""
+  return face_latent.ablations()

@@ -19,19 +19,16 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.task = "face_latent"
   config.seed = 0
-  config.model = ml_collections.ConfigDict(dict(variant=arg.variant, remat=False))
+  config.model = face_latent.default_model(arg.variant)
   config.data = ml_collections.ConfigDict(
-      dict(data_dir="", dataset="talking_videos", worker_count=8))
-  config.losses = face_latent.default_losses()
+      dict(data_dir="", dataset="talking_videos", worker_count=8, cross_clip=0.5))
   config.batch_size = 16
-  config.total_steps = 300_000
   config.grad_accum_steps = 1
   config.compute_dtype = "bfloat16"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.5, b2=0.999, eps=1e-8, weight_decay=1e-2))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=2e-4, end_value=1e-6, warmup_steps=1000, decay_steps=0))
-  config.grad_clip_norm = 1.0
+  face_latent.default_optimization(config, total_steps=300_000, peak_value=2e-4,
+                                   warmup_steps=1000)
+  config.losses = face_latent.default_losses()
+  config.losses.start = face_latent.curriculum(config.total_steps)
   config.ema_decay = 0.999
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
   config.log_every = 100

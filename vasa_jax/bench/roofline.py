@@ -62,15 +62,17 @@ def generation_costs(size: str, batch: int, dtype: str, hop: int | None = None,
   latents = jax.eval_shape(lambda p, x: face_model.apply({"params": p}, x,
                                                          method=face_model.encode), params, image)
 
-  def render(p, v_app, z_id, z_pose, z_dyn):
-    v_app = jnp.broadcast_to(v_app, (z_pose.shape[0],) + v_app.shape[1:])
-    z_id = jnp.broadcast_to(z_id, (z_pose.shape[0],) + z_id.shape[1:])
-    return face_model.apply({"params": p}, v_app, z_id, z_pose, z_dyn, method=face_model.decode)
+  def render(p, v_app, z_id, z_pose, z_dyn, background):
+    expand = lambda x: None if x is None else jnp.broadcast_to(
+        x, (z_pose.shape[0],) + x.shape[1:])
+    return face_model.apply({"params": p}, expand(v_app), expand(z_id), z_pose, z_dyn,
+                            expand(background), method=face_model.decode)
 
   dyn = face_model.config.dyn_dim
   render_cost = _cost(render, params, latents["v_app"], latents["z_id"],
                       jax.ShapeDtypeStruct((batch, warping.POSE_DIM), jnp.float32),
-                      jax.ShapeDtypeStruct((batch, dyn), jnp.float32))
+                      jax.ShapeDtypeStruct((batch, dyn), jnp.float32),
+                      latents.get("background"))
 
   variant, window, context = generate.STAGE2[size]
   wav2vec2_config = wav2vec2.Wav2Vec2Config.variant("base")
@@ -120,7 +122,7 @@ def training_costs(stage: int, variant: str, batch: int, dtype: str,
   config = configs.load_config(training.stage_config(stage, variant),
                                [f"--config.compute_dtype={dtype}", f"--config.batch_size={batch}"])
   task = training.build_task(config, stage1_variant)
-  tx, schedule = common.make_optimizer(config)
+  tx, schedule = common.task_optimizer(task, config)
   ema = float(config.get("ema_decay", 0.0))
   init_fn = common.make_init_fn(task, tx, use_ema=ema > 0)
   state = jax.eval_shape(init_fn, jax.random.key(0))

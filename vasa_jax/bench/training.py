@@ -120,7 +120,7 @@ def measure(config, per_device_batch: int, steps: int = 5, stage1_variant: str |
   with config.unlocked():
     config.batch_size = global_batch
   task = build_task(config, stage1_variant, audio_dim)
-  tx, schedule = common.make_optimizer(config)
+  tx, schedule = common.task_optimizer(task, config)
   ema_decay = float(config.get("ema_decay", 0.0))
   init_fn = common.make_init_fn(task, tx, use_ema=ema_decay > 0)
   rng = jax.random.key(0)

@@ -130,35 +130,79 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class FaceFrameTriplets:
-  """Stage 1 samples: a source and a driving frame of one clip, and a frame of another identity.
+  """Stage 1 samples: a source and a driving frame of one identity, and a frame of another identity.
 
-  Augmentation (when `augment`): one colour jitter (brightness, contrast, saturation) shared by the
-  source and driving frames, so the pair still shows the same face, and another for the other
-  identity's frame. Output, per example: "source", "driving", "other" uint8 [size, size, 3];
-  "source_labels", "driving_labels" float32 [len(LABEL_NAMES)].
+  With probability `cross_clip` (where the identity has several clips) the driving frame comes
+  from another clip of the source's identity, so what is constant within a clip (base head pose,
+  gaze, distance, emotion) must travel through the motion codes rather than the appearance; else
+  both frames come from one clip. Augmentation (when `augment`): one colour jitter (brightness,
+  contrast, saturation) shared by the source and driving frames, so the pair still shows the same
+  face, and another for the other identity's frame; and, with probability `flip`, all three frames
+  mirrored left-right, with the labels and landmarks mirrored to match (yaw, roll, tx and the gaze's
+  horizontal angle change sign; the eyes swap): a mirrored face is another plausible identity,
+  which the pose and motion encoders must generalise to. Output, per example: "source", "driving",
+  "other" uint8 [size, size, 3]; "source_labels", "driving_labels" float32 [len(LABEL_NAMES)];
+  "driving_landmarks" float32 [len(LANDMARK_NAMES), 2] ((x, y) / size, NaN where unknown).
+  The clips of each identity are indexed on first use (one pass over the split's records).
   """
 
   source: Any
   image_size: int
   augment: bool = True
+  cross_clip: float = 0.5
+  flip: float = 0.5
+  _by_identity: dict | None = dataclasses.field(default=None, init=False, repr=False)
 
   def __call__(self, clip: dict, rng: np.random.Generator) -> dict:
     from vasa_jax.data.synthtalk.clip import decode_frames
 
     num_frames = len(clip["frames"])
     source_t, driving_t = rng.choice(num_frames, size=2, replace=num_frames < 2)
-    source, driving = decode_frames(clip["frames"], [source_t, driving_t])
+    driving_clip = clip
+    if self.cross_clip > 0 and rng.random() < self.cross_clip:
+      driving_clip = self._same_identity(clip, rng)
+      driving_t = int(rng.integers(len(driving_clip["frames"])))
+    source = decode_frames(clip["frames"], [source_t])[0]
+    driving = decode_frames(driving_clip["frames"], [driving_t])[0]
     other_clip = self._other_identity(clip, rng)
     other = decode_frames(other_clip["frames"], [rng.integers(len(other_clip["frames"]))])[0]
     labels = schema.stack_labels(clip["labels"])
+    driving_labels = schema.stack_labels(driving_clip["labels"])
+    landmarks = np.asarray(driving_clip["landmarks"], np.float32)
+    source_labels, driving_labels = labels[source_t], driving_labels[driving_t]
+    driving_landmarks = (landmarks[driving_t] if len(landmarks) > driving_t else
+                         np.full((len(schema.LANDMARK_NAMES), 2), np.nan, np.float32))
     if self.augment:
       jitter = _colour_jitter(rng)
       source, driving = jitter(source), jitter(driving)
       other = _colour_jitter(rng)(other)
+      if self.flip > 0 and rng.random() < self.flip:
+        source, driving, other = (np.ascontiguousarray(x[:, ::-1]) for x in (source, driving, other))
+        source_labels, driving_labels = mirror_labels(source_labels), mirror_labels(driving_labels)
+        driving_landmarks = mirror_landmarks(driving_landmarks)
     return {"source": _resize(source, self.image_size),
             "driving": _resize(driving, self.image_size),
             "other": _resize(other, self.image_size),
-            "source_labels": labels[source_t], "driving_labels": labels[driving_t]}
+            "source_labels": source_labels, "driving_labels": driving_labels,
+            "driving_landmarks": driving_landmarks}
+
+  def _same_identity(self, clip: dict, rng: np.random.Generator) -> dict:
+    """Another clip of `clip`'s identity, or `clip` itself when it has no other."""
+    if self._by_identity is None:
+      by_identity: dict[str, list[int]] = {}
+      for index in range(len(self.source)):
+        meta = self.source[index]["meta"]
+        by_identity.setdefault(_text(meta["identity"]), []).append(index)
+      self._by_identity = by_identity
+    clip_id = _text(clip["meta"]["clip_id"])
+    indices = self._by_identity.get(_text(clip["meta"]["identity"]), [])
+    if len(indices) < 2:
+      return clip
+    for _ in range(8):
+      other = self.source[int(indices[rng.integers(len(indices))])]
+      if _text(other["meta"]["clip_id"]) != clip_id:
+        return other
+    return clip
 
   def _other_identity(self, clip: dict, rng: np.random.Generator) -> dict:
     identity = clip["meta"]["identity"]
@@ -167,6 +211,31 @@ class FaceFrameTriplets:
       if other["meta"]["identity"] != identity:
         return other
     raise UserError("the dataset has a single identity; the cross-identity frame needs several")
+
+
+# Labels whose sign flips when a frame is mirrored left-right (`schema.LABEL_NAMES`).
+_MIRRORED_LABELS = [schema.LABEL_NAMES.index(n) for n in ("yaw", "roll", "tx", "gaze_theta")]
+
+
+def mirror_labels(labels: np.ndarray) -> np.ndarray:
+  """Labels `[..., len(LABEL_NAMES)]` of the left-right mirror image of a frame."""
+  labels = np.array(labels, np.float32)
+  labels[..., _MIRRORED_LABELS] *= -1.0
+  return labels
+
+
+def mirror_landmarks(landmarks: np.ndarray) -> np.ndarray:
+  """Landmarks `[..., len(LANDMARK_NAMES), 2]` ((x, y) / size) of the mirrored frame: x -> 1 - x,
+  and the left and right eyes swap."""
+  landmarks = np.array(landmarks, np.float32)
+  landmarks[..., 0] = 1.0 - landmarks[..., 0]
+  left, right = schema.LANDMARK_NAMES.index("left_eye"), schema.LANDMARK_NAMES.index("right_eye")
+  landmarks[..., [left, right], :] = landmarks[..., [right, left], :]
+  return landmarks
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _colour_jitter(rng: np.random.Generator, strength: float = 0.15):

@@ -40,6 +40,7 @@ EVALUATORS = {
     "synthtalk_transfer": "vasa_jax.evaluators.synthtalk_transfer",
     "motion_controls": "vasa_jax.evaluators.motion_controls",
     "identity": "vasa_jax.evaluators.identity",
+    "latent_readout": "vasa_jax.evaluators.latent_readout",
 }
 
 

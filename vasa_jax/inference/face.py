@@ -27,6 +27,9 @@ class FaceLatents:
   z_id: jax.Array  # [1, id_dim]
   z_pose: np.ndarray  # [7]
   z_dyn: np.ndarray  # [dyn_dim]
+  # [1, H, W, 3] in [-1, 1]: the photo as the unwarped background path composites the head over
+  # (None for a model without that path).
+  background: jax.Array | None = None
 
   @property
   def motion(self) -> np.ndarray:
@@ -63,11 +66,14 @@ class FaceRenderer:
     def encode(params, image):
       return model.apply({"params": params}, _to_signed(image), method=model.encode)
 
-    def render(params, v_app, z_id, z_pose, z_dyn):
+    def render(params, v_app, z_id, z_pose, z_dyn, background):
       batch = z_pose.shape[0]
       v_app = jnp.broadcast_to(v_app, (batch,) + v_app.shape[1:])
       z_id = jnp.broadcast_to(z_id, (batch,) + z_id.shape[1:])
-      images = model.apply({"params": params}, v_app, z_id, z_pose, z_dyn, method=model.decode)
+      if background is not None:
+        background = jnp.broadcast_to(background, (batch,) + background.shape[1:])
+      images = model.apply({"params": params}, v_app, z_id, z_pose, z_dyn, background,
+                           method=model.decode)
       return _to_uint8(images)
 
     def encode_motion(params, images):
@@ -104,7 +110,8 @@ class FaceRenderer:
     latents = self._encode(self.params, jnp.asarray(crop)[None])
     return FaceLatents(v_app=latents["v_app"], z_id=latents["z_id"],
                        z_pose=np.asarray(latents["z_pose"][0], np.float32),
-                       z_dyn=np.asarray(latents["z_dyn"][0], np.float32))
+                       z_dyn=np.asarray(latents["z_dyn"][0], np.float32),
+                       background=latents.get("background"))
 
   def _batches(self, count: int):
     for start in range(0, count, self.batch_size):
@@ -134,7 +141,7 @@ class FaceRenderer:
       chunk[:end - start] = motion[start:end]
       pending.append((end - start, self._render(
           self.params, latents.v_app, latents.z_id, jnp.asarray(chunk[:, :warping.POSE_DIM]),
-          jnp.asarray(chunk[:, warping.POSE_DIM:]))))
+          jnp.asarray(chunk[:, warping.POSE_DIM:]), latents.background)))
     return pending
 
   def fetch(self, pending: list[tuple[int, jax.Array]]) -> np.ndarray:

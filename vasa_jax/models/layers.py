@@ -1,5 +1,5 @@
-"""Layers shared by the models: weight-standardised convolutions, GroupNorm residual blocks, and
-the fused attention of the transformers.
+"""Layers shared by the models: weight-standardised convolutions, GroupNorm residual blocks,
+linear upsampling, and the fused attention of the transformers.
 
 Everything here works for 2D (`[batch, height, width, channels]`) and 3D
 (`[batch, depth, height, width, channels]`) inputs alike: the number of spatial axes is the length
@@ -19,27 +19,29 @@ Dtype = Any
 
 # Weight standardisation divides by the kernel's std; this keeps an all-zero kernel finite.
 _WS_EPS = 1e-8
-_SMALL_INIT = nn.initializers.variance_scaling(1e-4, "fan_in", "normal")
 
 
-def num_groups(channels: int, max_groups: int = 32) -> int:
-  """The most groups (at most `max_groups`) that divide `channels`."""
-  for groups in range(min(max_groups, channels), 0, -1):
+def num_groups(channels: int, max_groups: int = 32, min_group_size: int = 1) -> int:
+  """The most groups (at most `max_groups`, each of at least `min_group_size` channels where
+  `channels` allows) that divide `channels`."""
+  limit = max(1, min(max_groups, channels // max(1, min_group_size)))
+  for groups in range(limit, 0, -1):
     if channels % groups == 0:
       return groups
   return 1
 
 
-def group_norm(channels: int, dtype: Dtype, param_dtype: Dtype, name: str | None = None
-               ) -> nn.GroupNorm:
-  return nn.GroupNorm(num_groups=num_groups(channels), dtype=dtype, param_dtype=param_dtype,
-                      name=name)
+def group_norm(channels: int, dtype: Dtype, param_dtype: Dtype, name: str | None = None,
+               min_group_size: int = 1) -> nn.GroupNorm:
+  return nn.GroupNorm(num_groups=num_groups(channels, min_group_size=min_group_size),
+                      dtype=dtype, param_dtype=param_dtype, name=name)
 
 
 class WSConv(nn.Module):
-  """Convolution with weight standardisation (Qiao et al. 2019): each output filter is scaled to
-  zero mean and unit variance over its fan-in before use, which pairs with GroupNorm for small
-  batches.
+  """Convolution with scaled weight standardisation (Qiao et al. 2019; the 1/sqrt(fan_in) gain of
+  Brock et al. 2021): each output filter is scaled to zero mean and variance 1/fan_in over its
+  fan-in before use, so a unit-variance input gives a unit-variance output whatever the width.
+  It pairs with GroupNorm for small batches.
 
   Input `[batch, *spatial, in]`, output `[batch, *spatial / strides, features]`; 'SAME' padding.
   """
@@ -65,7 +67,10 @@ class WSConv(nn.Module):
       axes = tuple(range(kernel.ndim - 1))
       mean = jnp.mean(kernel32, axis=axes, keepdims=True)
       var = jnp.var(kernel32, axis=axes, keepdims=True)
-      kernel = (kernel32 - mean) * jax.lax.rsqrt(var + _WS_EPS)
+      fan_in = 1
+      for size in kernel.shape[:-1]:
+        fan_in *= size
+      kernel = (kernel32 - mean) * jax.lax.rsqrt((var + _WS_EPS) * fan_in)
     spatial = "DHW"[-ndim:] if ndim <= 3 else None
     numbers = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
     y = jax.lax.conv_general_dilated(
@@ -91,33 +96,43 @@ class ResBlock(nn.Module):
   """Pre-activation residual block: (GroupNorm, ReLU, WS conv 3) x 2, plus a 1x1 WS conv skip when
   the width changes. `ndim` = 2 for images, 3 for volumes.
 
+  The residual branch ends in a learned per-channel gain that starts at `branch_init` (0: the
+  block starts as its skip path, so a deep stack starts near the identity). GroupNorms use groups
+  of at least `min_group_size` channels (one group on narrow maps), so a norm does not erase
+  per-channel statistics such as how far a mouth is open.
+
   With `cond` ([batch, dims]) the second GroupNorm is adaptive: its scale and shift come from a
-  dense layer on `cond`, initialised small so the block starts close to an unconditioned one while
-  `cond` still receives gradients from the first step.
+  dense layer on `cond` (LeCun-normal init, so `cond` moves the features from the first step).
   """
 
   features: int
   ndim: int = 2
+  min_group_size: int = 1
+  branch_init: float | None = None
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    groups = dict(min_group_size=self.min_group_size)
     in_features = x.shape[-1]
-    h = nn.relu(group_norm(in_features, **kw)(x))
+    h = nn.relu(group_norm(in_features, **kw, **groups)(x))
     h = conv(self.features, 3, self.ndim, **kw)(h)
     if cond is None:
-      h = group_norm(self.features, **kw)(h)
+      h = group_norm(self.features, **kw, **groups)(h)
     else:
-      h = nn.GroupNorm(num_groups=num_groups(self.features), use_scale=False, use_bias=False,
-                       **kw)(h)
-      style = nn.Dense(2 * self.features, kernel_init=_SMALL_INIT, name="adaptive_norm",
-                       **kw)(cond.astype(self.dtype))
+      h = nn.GroupNorm(num_groups=num_groups(self.features, **groups), use_scale=False,
+                       use_bias=False, **kw)(h)
+      style = nn.Dense(2 * self.features, name="adaptive_norm", **kw)(cond.astype(self.dtype))
       scale, shift = jnp.split(style, 2, axis=-1)
       expand = (slice(None),) + (None,) * self.ndim + (slice(None),)
       h = h * (1.0 + scale[expand]) + shift[expand]
     h = conv(self.features, 3, self.ndim, **kw)(nn.relu(h))
+    if self.branch_init is not None:
+      gain = self.param("branch_gain", nn.initializers.constant(self.branch_init),
+                        (self.features,), self.param_dtype)
+      h = h * gain.astype(h.dtype)
     if in_features != self.features:
       x = conv(self.features, 1, self.ndim, name="skip", **kw)(x)
     return x.astype(h.dtype) + h
@@ -148,6 +163,26 @@ def upsample(x: jax.Array, factors: Sequence[int]) -> jax.Array:
   for axis, factor in enumerate(factors, start=1):
     if factor > 1:
       x = jnp.repeat(x, factor, axis=axis)
+  return x
+
+
+def upsample_linear(x: jax.Array, factors: Sequence[int]) -> jax.Array:
+  """(Bi/tri)linear upsampling by 1 or 2 per spatial axis of `[batch, *spatial, channels]`, with
+  half-pixel centres and edges clamped (`jax.image.resize(..., "linear")` for a factor of 2, in a
+  few shifted sums instead of a resize matrix): no blocks, unlike `upsample`."""
+  for axis, factor in enumerate(factors, start=1):
+    if factor == 1:
+      continue
+    if factor != 2:
+      raise ValueError(f"upsample_linear doubles an axis or keeps it; got factor {factor}")
+    size = x.shape[axis]
+    before = jnp.concatenate([jax.lax.slice_in_dim(x, 0, 1, axis=axis),
+                              jax.lax.slice_in_dim(x, 0, size - 1, axis=axis)], axis=axis)
+    after = jnp.concatenate([jax.lax.slice_in_dim(x, 1, size, axis=axis),
+                             jax.lax.slice_in_dim(x, size - 1, size, axis=axis)], axis=axis)
+    even, odd = 0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after
+    x = jnp.stack([even, odd], axis=axis + 1)
+    x = x.reshape(x.shape[:axis] + (2 * size,) + x.shape[axis + 2:])
   return x
 
 

@@ -61,7 +61,12 @@ class Task(Protocol):
     """Returns freshly initialised parameters (traced under `jax.jit`; must be pure)."""
 
   def loss_fn(self, params: PyTree, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict]:
-    """Returns (scalar float32 loss, dict of scalar metrics) for a (micro-)batch."""
+    """Returns (scalar float32 loss, dict of scalar metrics) for a (micro-)batch.
+
+    Optional hooks: a task with a `phase(step) -> hashable` method (e.g. a curriculum) gets
+    `phase=phase(step)` here, static: `train` compiles one step per phase, when the run reaches
+    it; a task may also define `make_optimizer(config) -> (tx, schedule)` to replace
+    `make_optimizer` (e.g. one optimizer per network)."""
 
   def make_data_iterator(self, process_index: int, process_count: int) -> Iterator[Batch]:
     """Returns this process's iterator of local batches, with `get_state` / `set_state`."""
@@ -207,11 +212,23 @@ def make_schedule(schedule: ml_collections.ConfigDict, total_steps: int) -> opta
   raise UserError(f"config.schedule.name={name!r} is unknown; use constant, cosine or linear")
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation,
-                                                               optax.Schedule]:
-  """Gradient clipping, then the optimizer of `config.optimizer`, at the rate of `config.schedule`."""
-  schedule = make_schedule(config.schedule, config.total_steps)
-  opt = config.optimizer
+def task_optimizer(task: Task, config: ml_collections.ConfigDict
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The task's own `make_optimizer(config)` where it has one, else `make_optimizer(config)`."""
+  if hasattr(task, "make_optimizer"):
+    return task.make_optimizer(config)
+  return make_optimizer(config)
+
+
+def make_optimizer(config: ml_collections.ConfigDict,
+                   optimizer: ml_collections.ConfigDict | None = None,
+                   schedule: ml_collections.ConfigDict | None = None,
+                   grad_clip_norm: float | None = None
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Gradient clipping, then the optimizer of `config.optimizer`, at the rate of `config.schedule`
+  (or of the `optimizer`, `schedule` and `grad_clip_norm` given)."""
+  schedule = make_schedule(schedule or config.schedule, config.total_steps)
+  opt = optimizer or config.optimizer
   if opt.name == "adamw":
     optimizer = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps,
                             weight_decay=opt.weight_decay)
@@ -222,8 +239,9 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
   else:
     raise UserError(f"config.optimizer.name={opt.name!r} is unknown; use adamw, adam or sgd")
   parts = []
-  if config.get("grad_clip_norm"):
-    parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
+  clip = config.get("grad_clip_norm") if grad_clip_norm is None else grad_clip_norm
+  if clip:
+    parts.append(optax.clip_by_global_norm(clip))
   parts.append(optimizer)
   return optax.chain(*parts), schedule
 
@@ -252,8 +270,9 @@ def make_init_fn(task: Task, tx: optax.GradientTransformation,
 
 def make_train_step(task: Task, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     mesh: jax.sharding.Mesh, grad_accum_steps: int = 1,
-                    ema_decay: float = 0.0) -> Callable:
-  """The pure update `(state, batch, base_rng) -> (state, metrics)`.
+                    ema_decay: float = 0.0, phase: Any = None) -> Callable:
+  """The pure update `(state, batch, base_rng) -> (state, metrics)`; a `phase` (of a task with
+  `phase(step)`) is passed on to the task's `loss_fn`.
 
   With `grad_accum_steps` n > 1 the global batch [B, ...] is cut into n micro-batches of B/n rows taken
   with stride n, so that every device keeps working on its own rows; gradients, losses and metrics are
@@ -261,8 +280,11 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, schedule: opta
   """
   microbatch_sharding = NamedSharding(mesh, P(None, BATCH_AXES))
 
+  phase_kwargs = {} if phase is None else {"phase": phase}
+
   def loss_and_grads(params, batch, rng):
-    (loss, metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(params, batch, rng)
+    (loss, metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
+        params, batch, rng, **phase_kwargs)
     return loss, metrics, grads
 
   def train_step(state: TrainState, batch: Batch, base_rng: jax.Array):
@@ -572,7 +594,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
                     f"of grad_accum_steps x devices = {accum * mesh.size}")
   workdir.mkdir(parents=True, exist_ok=True)
 
-  tx, schedule = make_optimizer(config)
+  tx, schedule = task_optimizer(task, config)
   ema_decay = float(config.get("ema_decay", 0.0))
   init_fn = make_init_fn(task, tx, use_ema=ema_decay > 0)
   base_rng = jax.random.key(config.seed)
@@ -605,11 +627,21 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
 
   evaluators = evaluators_lib.make_evaluators(config, task, training=True)
   data_sharding = batch_sharding(mesh)
-  train_step = jax.jit(
-      make_train_step(task, tx, schedule, mesh, accum, ema_decay),
-      in_shardings=(state_shardings, data_sharding, replicated(mesh)),
-      out_shardings=(state_shardings, replicated(mesh)),
-      donate_argnums=(0,))
+  compiled_steps: dict[Any, Callable] = {}
+
+  def train_step(state, batch, base_rng, step):
+    """The jitted step of the phase the update from `step - 1` to `step` belongs to."""
+    phase = task.phase(step - 1) if hasattr(task, "phase") else None
+    if phase not in compiled_steps:
+      if phase is not None:
+        logging.info("Step %d starts phase %s.", step, phase)
+      compiled_steps[phase] = jax.jit(
+          make_train_step(task, tx, schedule, mesh, accum, ema_decay, phase=phase),
+          in_shardings=(state_shardings, data_sharding, replicated(mesh)),
+          out_shardings=(state_shardings, replicated(mesh)),
+          donate_argnums=(0,))
+    return compiled_steps[phase](state, batch, base_rng)
+
   writer = MetricWriter(workdir, start_step, enabled=is_chief)
   log_every = int(config.get("log_every", 50))
   save_every = int(config.checkpoint.every)
@@ -635,7 +667,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
     with _stop_signals() as stop_signals:
       for step in range(start_step + 1, total_steps + 1):
         batch = to_global_batch(next(data_iterator), data_sharding)
-        state, metrics = train_step(state, batch, base_rng)
+        state, metrics = train_step(state, batch, base_rng, step)
         if pending is not None and not bool(pending[1]["finite"]):
           diverged(*pending)
         pending = (step, metrics)

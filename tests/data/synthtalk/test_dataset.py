@@ -85,7 +85,42 @@ def test_stage1_triplets(tiny_dir):
   for key in ("source", "driving", "other"):
     assert batch[key].shape == (4, 48, 48, 3) and batch[key].dtype == np.uint8
   assert batch["source_labels"].shape == (4, len(schema.LABEL_NAMES))
+  assert batch["driving_landmarks"].shape == (4, len(schema.LANDMARK_NAMES), 2)
   assert not np.array_equal(batch["source"], batch["other"])
+
+
+def test_stage1_pairs_cross_clips_of_one_identity(tiny_dir):
+  """With cross_clip=1 every driving frame comes from another clip of the source's identity (its
+  labels are that clip's: another base pose); with 0, from the source's clip."""
+  source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")
+  clip = source[0]
+  rng = np.random.default_rng(0)
+  across = pipelines.FaceFrameTriplets(source, 48, augment=False, cross_clip=1.0)
+  for _ in range(3):
+    other = across._same_identity(clip, rng)
+    assert other["meta"]["identity"] == clip["meta"]["identity"]
+    assert other["meta"]["clip_id"] != clip["meta"]["clip_id"]
+  within = pipelines.FaceFrameTriplets(source, 48, augment=False, cross_clip=0.0)
+  example = within(clip, np.random.default_rng(1))
+  clip_labels = schema.stack_labels(clip["labels"])
+  assert any(np.array_equal(example["driving_labels"], row) for row in clip_labels)
+  example = across(clip, np.random.default_rng(1))
+  assert not any(np.array_equal(example["driving_labels"], row) for row in clip_labels)
+
+
+def test_mirroring_flips_the_labels_and_landmarks_with_the_frame():
+  labels = np.arange(len(schema.LABEL_NAMES), dtype=np.float32) + 1
+  mirrored = pipelines.mirror_labels(labels)
+  for name in schema.LABEL_NAMES:
+    i = schema.LABEL_NAMES.index(name)
+    flips = name in ("yaw", "roll", "tx", "gaze_theta")
+    assert mirrored[i] == (-labels[i] if flips else labels[i]), name
+  landmarks = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.5], [0.55, 0.7], [0.5, 0.9],
+                        [0.5, 0.1]], np.float32)
+  flipped = pipelines.mirror_landmarks(landmarks)
+  np.testing.assert_allclose(flipped[0], [0.3, 0.4])  # The right eye, mirrored, is the left.
+  np.testing.assert_allclose(flipped[3], [0.45, 0.7])
+  np.testing.assert_allclose(pipelines.mirror_landmarks(flipped), landmarks)
 
 
 @pytest.mark.parametrize("worker_count", [0, 2])

@@ -107,6 +107,36 @@ class FaceLatentConfig:
   render_up_channels: tuple[int, ...]
   disc_channels: tuple[int, ...]
   disc_scales: int
+  # Design choices that make the model learn (each can be turned off for an ablation; all ours
+  # where the papers are silent):
+  # the codes (z_dyn, z_id) enter each warp generator as its input, through a dense layer to a
+  # `warp_start` volume of `warp_input_channels`; False: a learned constant volume, the codes only
+  # modulating its norms.
+  warp_input: bool = True
+  warp_input_channels: int = 32
+  # std of the final flow layer's output at initialisation, in grid units (about a tenth of a voxel
+  # of a 16-wide volume for 1e-2).
+  flow_init: float = 1e-2
+  # The flow is predicted at the volume's size divided by this (per axis, never below 1) and
+  # upsampled trilinearly: a smooth field at a fraction of the cost.
+  flow_stride: int = 2
+  # Bilinear / trilinear upsampling in the renderer, warp generators and U-Net (False: nearest
+  # neighbour, which draws blocks).
+  linear_upsampling: bool = True
+  # GroupNorm groups hold at least this many channels (1: as many groups as channels up to 32).
+  min_group_size: int = 8
+  # Residual branches end in a per-channel gain initialised at 0, so blocks start as identities.
+  zero_branches: bool = True
+  # Separate ResNet trunks for head pose and for dynamics (False: one shared trunk).
+  separate_motion_trunks: bool = True
+  # The renderer also predicts an alpha mask; the frame is the rendered head composited over the
+  # source image (an unwarped background path: shoulders and backdrop stay still while the head
+  # moves). False: the whole frame comes out of the warped volume.
+  background_path: bool = True
+  # The 2D renderer's residual blocks are modulated by z_dyn (adaptive GroupNorm), a direct path
+  # for what a warp cannot draw (a mouth opening over teeth, closing eyelids) beside the warps.
+  # Ours: MegaPortraits' renderer is unconditioned.
+  render_dynamics: bool = False
 
   @property
   def volume_shape(self) -> tuple[int, int, int]:
@@ -115,11 +145,13 @@ class FaceLatentConfig:
 
 
 def face_latent_config(variant: str, **overrides: Any) -> dict[str, Any]:
-  """The sizes of a named variant ("tiny", "base", "paper"), with `overrides` applied."""
+  """The sizes of a named variant ("tiny", "base", "paper"), with `overrides` applied (sizes or the
+  design switches of `FaceLatentConfig`)."""
   if variant not in VARIANTS:
     raise UserError(f"unknown face latent variant {variant!r}; known: {sorted(VARIANTS)}")
   config = dict(VARIANTS[variant])
-  unknown = set(overrides) - set(config)
+  known = set(config) | {f.name for f in dataclasses.fields(FaceLatentConfig)}
+  unknown = set(overrides) - known
   if unknown:
     raise UserError(f"unknown face latent config keys {sorted(unknown)}")
   config.update(overrides)
@@ -131,6 +163,19 @@ def make_config(variant: str | FaceLatentConfig, **overrides: Any) -> FaceLatent
   if isinstance(variant, FaceLatentConfig):
     return dataclasses.replace(variant, **overrides)
   return FaceLatentConfig(**face_latent_config(variant, **overrides))
+
+
+def _blocks(cfg: FaceLatentConfig) -> dict[str, Any]:
+  """Keyword arguments of `layers.ResBlock` that follow the config's design switches."""
+  return dict(min_group_size=cfg.min_group_size, branch_init=0.0 if cfg.zero_branches else None)
+
+
+def _norm(cfg: FaceLatentConfig, channels: int, **kw) -> nn.GroupNorm:
+  return layers.group_norm(channels, min_group_size=cfg.min_group_size, **kw)
+
+
+def _upsample(cfg: FaceLatentConfig, x: jax.Array, factors: Sequence[int]) -> jax.Array:
+  return (layers.upsample_linear if cfg.linear_upsampling else layers.upsample)(x, factors)
 
 
 def _pool_factors(shape: Sequence[int]) -> tuple[int, ...]:
@@ -150,19 +195,19 @@ class AppearanceEncoder(nn.Module):
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = layers.conv(cfg.app_channels[0], 7, 2, standardize=False, name="stem", **kw)(image)
     for features in cfg.app_channels:
-      x = layers.ResBlock2D(features, **kw)(x)
+      x = layers.ResBlock2D(features, **_blocks(cfg), **kw)(x)
       if x.shape[1] > cfg.volume_size:
         x = layers.avg_pool(x, (2, 2))
     if x.shape[1:3] != (cfg.volume_size, cfg.volume_size):
       raise UserError(f"appearance encoder reached {x.shape[1:3]}, not the volume size "
                       f"{cfg.volume_size}: give app_channels more stages")
-    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
+    x = nn.relu(_norm(cfg, x.shape[-1], **kw)(x))
     x = layers.conv(cfg.volume_channels * cfg.volume_depth, 1, 2, name="to_volume", **kw)(x)
     batch, height, width, _ = x.shape
     x = x.reshape(batch, height, width, cfg.volume_depth, cfg.volume_channels)
     x = jnp.transpose(x, (0, 3, 1, 2, 4))
     for _ in range(cfg.app_blocks_3d):
-      x = layers.ResBlock3D(cfg.volume_channels, **kw)(x)
+      x = layers.ResBlock3D(cfg.volume_channels, **_blocks(cfg), **kw)(x)
     return x
 
 
@@ -172,6 +217,7 @@ class _BasicBlock(nn.Module):
 
   features: int
   strides: int = 1
+  min_group_size: int = 1
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -179,13 +225,14 @@ class _BasicBlock(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     h = layers.conv(self.features, 3, 2, strides=self.strides, use_bias=False, **kw)(x)
-    h = nn.relu(layers.group_norm(self.features, **kw)(h))
+    h = nn.relu(layers.group_norm(self.features, min_group_size=self.min_group_size, **kw)(h))
     h = layers.conv(self.features, 3, 2, use_bias=False, **kw)(h)
-    h = nn.GroupNorm(layers.num_groups(self.features), scale_init=nn.initializers.zeros, **kw)(h)
+    h = nn.GroupNorm(layers.num_groups(self.features, min_group_size=self.min_group_size),
+                     scale_init=nn.initializers.zeros, **kw)(h)
     if x.shape[-1] != self.features or self.strides != 1:
       x = layers.conv(self.features, 1, 2, strides=self.strides, use_bias=False, name="skip",
                       **kw)(x)
-      x = layers.group_norm(self.features, **kw)(x)
+      x = layers.group_norm(self.features, min_group_size=self.min_group_size, **kw)(x)
     return nn.relu(x + h)
 
 
@@ -194,6 +241,7 @@ class _BottleneckBlock(nn.Module):
 
   features: int
   strides: int = 1
+  min_group_size: int = 1
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -202,14 +250,15 @@ class _BottleneckBlock(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     out = 4 * self.features
     h = layers.conv(self.features, 1, 2, use_bias=False, **kw)(x)
-    h = nn.relu(layers.group_norm(self.features, **kw)(h))
+    h = nn.relu(layers.group_norm(self.features, min_group_size=self.min_group_size, **kw)(h))
     h = layers.conv(self.features, 3, 2, strides=self.strides, use_bias=False, **kw)(h)
-    h = nn.relu(layers.group_norm(self.features, **kw)(h))
+    h = nn.relu(layers.group_norm(self.features, min_group_size=self.min_group_size, **kw)(h))
     h = layers.conv(out, 1, 2, use_bias=False, **kw)(h)
-    h = nn.GroupNorm(layers.num_groups(out), scale_init=nn.initializers.zeros, **kw)(h)
+    h = nn.GroupNorm(layers.num_groups(out, min_group_size=self.min_group_size),
+                     scale_init=nn.initializers.zeros, **kw)(h)
     if x.shape[-1] != out or self.strides != 1:
       x = layers.conv(out, 1, 2, strides=self.strides, use_bias=False, name="skip", **kw)(x)
-      x = layers.group_norm(out, **kw)(x)
+      x = layers.group_norm(out, min_group_size=self.min_group_size, **kw)(x)
     return nn.relu(x + h)
 
 
@@ -221,6 +270,7 @@ class ResNetTrunk(nn.Module):
   width: int
   blocks: tuple[int, ...]
   bottleneck: bool
+  min_group_size: int = 1
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -230,12 +280,13 @@ class ResNetTrunk(nn.Module):
     block = _BottleneckBlock if self.bottleneck else _BasicBlock
     x = layers.conv(self.width, 7, 2, strides=2, standardize=False, use_bias=False, name="stem",
                     **kw)(image)
-    x = nn.relu(layers.group_norm(self.width, **kw)(x))
+    x = nn.relu(layers.group_norm(self.width, min_group_size=self.min_group_size, **kw)(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for stage, count in enumerate(self.blocks):
       for index in range(count):
         strides = 2 if stage > 0 and index == 0 else 1
-        x = block(self.width * 2**stage, strides=strides, **kw)(x)
+        x = block(self.width * 2**stage, strides=strides, min_group_size=self.min_group_size,
+                  **kw)(x)
     return jnp.mean(x, axis=(1, 2))
 
 
@@ -249,7 +300,8 @@ class IdentityEncoder(nn.Module):
   @nn.compact
   def __call__(self, image: jax.Array) -> jax.Array:
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    trunk = ResNetTrunk(cfg.id_width, cfg.id_blocks, cfg.id_bottleneck, name="trunk", **kw)
+    trunk = ResNetTrunk(cfg.id_width, cfg.id_blocks, cfg.id_bottleneck, name="trunk",
+                        min_group_size=cfg.min_group_size, **kw)
     features = trunk(image)
     return nn.Dense(cfg.id_dim, name="head", **kw)(features)
 
@@ -257,8 +309,9 @@ class IdentityEncoder(nn.Module):
 class MotionEncoder(nn.Module):
   """Image `[batch, H, W, 3]` -> (z_pose `[batch, 7]`, z_dyn `[batch, dyn_dim]`) (ResNet-18-like).
 
-  The pose head is float32 and starts near zero, i.e. near the identity pose, so training begins
-  with the rigid warps off and the volumes aligned.
+  Pose and dynamics have trunks of their own (`separate_motion_trunks`), so what one learns does
+  not have to be shared with the other. The pose head is float32 and starts near zero, i.e. near
+  the identity pose, so training begins with the rigid warps off and the volumes aligned.
   """
 
   config: FaceLatentConfig
@@ -268,10 +321,15 @@ class MotionEncoder(nn.Module):
   @nn.compact
   def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    features = ResNetTrunk(cfg.motion_width, cfg.motion_blocks, False, name="trunk", **kw)(image)
+    trunk = dict(width=cfg.motion_width, blocks=cfg.motion_blocks, bottleneck=False,
+                 min_group_size=cfg.min_group_size, **kw)
+    features = ResNetTrunk(name="trunk", **trunk)(image)
+    pose_features = features
+    if cfg.separate_motion_trunks:
+      pose_features = ResNetTrunk(name="pose_trunk", **trunk)(image)
     z_pose = nn.Dense(warping.POSE_DIM, kernel_init=nn.initializers.normal(1e-3),
                       dtype=jnp.float32, param_dtype=self.param_dtype,
-                      name="pose_head")(features.astype(jnp.float32))
+                      name="pose_head")(pose_features.astype(jnp.float32))
     z_dyn = nn.Dense(cfg.dyn_dim, name="dyn_head", **kw)(features)
     return z_pose, z_dyn
 
@@ -279,8 +337,11 @@ class MotionEncoder(nn.Module):
 class WarpGenerator(nn.Module):
   """(z_dyn `[batch, dyn_dim]`, z_id `[batch, id_dim]`) -> non-rigid flow `[batch, D, h, w, 3]`.
 
-  A learned constant volume is upsampled through 3D residual blocks whose GroupNorms are modulated
-  by the concatenated codes; the flow is in grid units (`warping`) and starts near zero.
+  As in MegaPortraits and EMOPortraits, the concatenated codes are the generator's input: a dense
+  layer makes a small `warp_start` volume, which 3D residual blocks (their GroupNorms modulated by
+  the codes too) upsample towards the volume's size; the flow is predicted at `flow_stride` times
+  less than the volume per axis and upsampled trilinearly. It is in grid units (`warping`) and
+  starts small (`flow_init`) but not zero, so the codes reach the image from the first step.
   """
 
   config: FaceLatentConfig
@@ -291,20 +352,32 @@ class WarpGenerator(nn.Module):
   def __call__(self, z_dyn: jax.Array, z_id: jax.Array) -> jax.Array:
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
     cond = jnp.concatenate([z_dyn, z_id], axis=-1).astype(self.dtype)
-    start = self.param("start", nn.initializers.normal(1.0),
-                       tuple(cfg.warp_start) + (cfg.warp_start_channels,), self.param_dtype)
-    x = jnp.broadcast_to(start.astype(self.dtype), (cond.shape[0],) + start.shape)
-    x = layers.ResBlock3D(cfg.warp_start_channels, **kw)(x, cond)
+    batch = cond.shape[0]
+    if cfg.warp_input:
+      size = cfg.warp_start[0] * cfg.warp_start[1] * cfg.warp_start[2]
+      x = nn.Dense(size * cfg.warp_input_channels, name="input", **kw)(cond)
+      x = x.reshape((batch,) + tuple(cfg.warp_start) + (cfg.warp_input_channels,))
+    else:
+      start = self.param("start", nn.initializers.normal(1.0),
+                         tuple(cfg.warp_start) + (cfg.warp_start_channels,), self.param_dtype)
+      x = jnp.broadcast_to(start.astype(self.dtype), (batch,) + start.shape)
+    x = layers.ResBlock3D(cfg.warp_start_channels, **_blocks(cfg), **kw)(x, cond)
+    target = tuple(max(1, s // cfg.flow_stride) for s in cfg.volume_shape)
     for features in cfg.warp_channels:
-      factors = tuple(2 if s < t else 1 for s, t in zip(x.shape[1:4], cfg.volume_shape))
-      x = layers.ResBlock3D(features, **kw)(layers.upsample(x, factors), cond)
-    if x.shape[1:4] != cfg.volume_shape:
-      raise UserError(f"warp generator reached {x.shape[1:4]}, not the volume {cfg.volume_shape}: "
-                      "check warp_start and warp_channels")
-    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
-    flow = layers.conv(3, 3, 3, standardize=False, kernel_init=nn.initializers.normal(1e-4),
-                       name="to_flow", **kw)(x)
-    return flow.astype(jnp.float32)
+      factors = tuple(2 if s < t else 1 for s, t in zip(x.shape[1:4], target))
+      x = layers.ResBlock3D(features, **_blocks(cfg), **kw)(_upsample(cfg, x, factors), cond)
+    if x.shape[1:4] != target:
+      raise UserError(f"warp generator reached {x.shape[1:4]}, not {target} (the volume "
+                      f"{cfg.volume_shape} / flow_stride {cfg.flow_stride}): check warp_start and "
+                      "warp_channels")
+    x = nn.relu(_norm(cfg, x.shape[-1], **kw)(x))
+    flow_init = nn.initializers.variance_scaling(cfg.flow_init ** 2, "fan_in", "normal")
+    flow = layers.conv(3, 3, 3, standardize=False, kernel_init=flow_init, name="to_flow",
+                       **kw)(x).astype(jnp.float32)
+    while flow.shape[1:4] != cfg.volume_shape:
+      factors = tuple(2 if s < t else 1 for s, t in zip(flow.shape[1:4], cfg.volume_shape))
+      flow = layers.upsample_linear(flow, factors)
+    return flow
 
 
 class CanonicalVolumeNet(nn.Module):
@@ -325,26 +398,29 @@ class CanonicalVolumeNet(nn.Module):
     skips, factors = [], []
     for level, features in enumerate(cfg.unet_channels):
       for _ in range(cfg.unet_blocks):
-        x = layers.ResBlock3D(features, **kw)(x)
+        x = layers.ResBlock3D(features, **_blocks(cfg), **kw)(x)
       if level < len(cfg.unet_channels) - 1:
         skips.append(x)
         factors.append(_pool_factors(x.shape[1:4]))
         x = layers.avg_pool(x, factors[-1])
     for features in reversed(cfg.unet_channels[:-1]):
-      x = jnp.concatenate([layers.upsample(x, factors.pop()), skips.pop()], axis=-1)
+      x = jnp.concatenate([_upsample(cfg, x, factors.pop()), skips.pop()], axis=-1)
       for _ in range(cfg.unet_blocks):
-        x = layers.ResBlock3D(features, **kw)(x)
-    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
+        x = layers.ResBlock3D(features, **_blocks(cfg), **kw)(x)
+    x = nn.relu(_norm(cfg, x.shape[-1], **kw)(x))
     x = layers.conv(volume.shape[-1], 1, 3, standardize=False, kernel_init=nn.initializers.zeros,
                     name="out", **kw)(x)
     return volume.astype(self.dtype) + x
 
 
 class Renderer(nn.Module):
-  """Posed volume `[batch, D, h, w, C]` -> image `[batch, H, W, 3]` in [-1, 1] (float32).
+  """Posed volume `[batch, D, h, w, C]` -> (image `[batch, H, W, 3]` in [-1, 1], alpha
+  `[batch, H, W, 1]` in (0, 1)), both float32.
 
   Depth is folded into channels and projected by a 1x1 convolution, then 2D residual blocks and one
-  nearest-neighbour x2 upsampling + residual block per `render_up_channels` entry.
+  x2 upsampling (bilinear with `linear_upsampling`) + residual block per `render_up_channels`
+  entry; with `render_dynamics` the blocks' norms are modulated by z_dyn. The alpha (where the
+  rendered head covers the background) starts at 0.5 everywhere.
   """
 
   config: FaceLatentConfig
@@ -352,30 +428,36 @@ class Renderer(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, volume: jax.Array) -> jax.Array:
+  def __call__(self, volume: jax.Array, z_dyn: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    cond = z_dyn.astype(self.dtype) if cfg.render_dynamics and z_dyn is not None else None
     batch, depth, height, width, channels = volume.shape
     x = jnp.transpose(volume, (0, 2, 3, 1, 4)).reshape(batch, height, width, depth * channels)
     x = layers.conv(cfg.render_channels, 1, 2, name="project", **kw)(x.astype(self.dtype))
     for _ in range(cfg.render_blocks):
-      x = layers.ResBlock2D(cfg.render_channels, **kw)(x)
+      x = layers.ResBlock2D(cfg.render_channels, **_blocks(cfg), **kw)(x, cond)
     for features in cfg.render_up_channels:
-      x = layers.ResBlock2D(features, **kw)(layers.upsample(x, (2, 2)))
-    x = nn.relu(layers.group_norm(x.shape[-1], **kw)(x))
-    x = layers.conv(3, 3, 2, standardize=False, name="to_rgb", **kw)(x)
-    return jnp.tanh(x.astype(jnp.float32))
+      x = layers.ResBlock2D(features, **_blocks(cfg), **kw)(_upsample(cfg, x, (2, 2)), cond)
+    x = nn.relu(_norm(cfg, x.shape[-1], **kw)(x))
+    x = layers.conv(4, 3, 2, standardize=False, name="to_rgba", **kw)(x).astype(jnp.float32)
+    return jnp.tanh(x[..., :3]), jax.nn.sigmoid(x[..., 3:])
 
 
 class FaceLatentModel(nn.Module):
   """The face autoencoder: `encode` an image into latents, `decode` latents into an image.
 
   Methods (all usable through `model.apply(params, ..., method=...)`):
-    encode(image) -> dict(v_app, z_id, z_pose, z_dyn)
+    encode(image) -> dict(v_app, z_id, z_pose, z_dyn, background)
     encode_motion(image) -> (z_pose, z_dyn)
-    decode(v_app, z_id, z_pose, z_dyn) -> image `[batch, H, W, 3]` in [-1, 1]
-    __call__(source, driving) -> dict(image, v_app, z_id, z_pose, z_dyn, z_pose_driving,
-      z_dyn_driving): the source's appearance and identity driven by the driving frame's motion.
+    decode(v_app, z_id, z_pose, z_dyn, background=None) -> image `[batch, H, W, 3]` in [-1, 1]
+    __call__(source, driving) -> dict(image, v_app, z_id, z_pose, z_dyn, background,
+      z_pose_driving, z_dyn_driving): the source's appearance and identity driven by the driving
+      frame's motion.
   Images are `[batch, image_size, image_size, 3]` in [-1, 1]; latents as in the module docstring.
+  With `config.background_path`, `background` is the encoded image itself (the unwarped path) and
+  `decode` composites the rendered head over it with the renderer's alpha; without a background
+  (or without the path) `decode` returns the rendering alone.
   """
 
   config: FaceLatentConfig
@@ -412,18 +494,30 @@ class FaceLatentModel(nn.Module):
     z_pose, z_dyn = self.motion_encoder(image)
     flow = self.warp_to_canonical_net(z_dyn, z_id)
     v_app = warping.warp_to_canonical(posed, z_pose, flow)
-    return dict(v_app=v_app, z_id=z_id, z_pose=z_pose, z_dyn=z_dyn)
+    latents = dict(v_app=v_app, z_id=z_id, z_pose=z_pose, z_dyn=z_dyn)
+    if self.config.background_path:
+      latents["background"] = image.astype(jnp.float32)
+    return latents
 
-  def decode(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array, z_dyn: jax.Array
-             ) -> jax.Array:
+  def decode(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array, z_dyn: jax.Array,
+             background: jax.Array | None = None) -> jax.Array:
+    rgb, alpha = self.decode_layers(v_app, z_id, z_pose, z_dyn)
+    if background is None or not self.config.background_path:
+      return rgb
+    return alpha * rgb + (1.0 - alpha) * background.astype(jnp.float32)
+
+  def decode_layers(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array,
+                    z_dyn: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(rendered head `[batch, H, W, 3]`, alpha `[batch, H, W, 1]`) before compositing."""
     flow = self.warp_from_canonical_net(z_dyn, z_id)
     posed = warping.warp_from_canonical(v_app, z_pose, flow)
-    return self.renderer(self.canonical_net(posed))
+    return self.renderer(self.canonical_net(posed), z_dyn)
 
   def __call__(self, source: jax.Array, driving: jax.Array) -> dict[str, jax.Array]:
     latents = self.encode(source)
     z_pose_driving, z_dyn_driving = self.encode_motion(driving)
-    image = self.decode(latents["v_app"], latents["z_id"], z_pose_driving, z_dyn_driving)
+    image = self.decode(latents["v_app"], latents["z_id"], z_pose_driving, z_dyn_driving,
+                        latents.get("background"))
     return dict(image=image, z_pose_driving=z_pose_driving, z_dyn_driving=z_dyn_driving, **latents)
 
 

@@ -1,0 +1,135 @@
+"""Stage 1's recipe without training: the curriculum's phases, pose supervision, region weighting,
+one optimizer per network and the ablation sweep."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tests.helpers import EXPERIMENTS
+from vasa_jax import configs
+from vasa_jax.data import schema
+from vasa_jax.errors import UserError
+from vasa_jax.trainers import face_latent
+
+SPEC = f"{EXPERIMENTS / 'face_latent' / 'synthtalk_tiny.py'}"
+NO_PRETRAINED = ["--config.losses.perceptual_network=none", "--config.losses.identity_network=none"]
+
+
+def _task(*overrides):
+  return face_latent.make_task(configs.load_config(SPEC, NO_PRETRAINED + list(overrides)))
+
+
+def _batch(size=64, batch=2):
+  rng = np.random.default_rng(0)
+  labels = rng.normal(0, 0.1, (batch, len(schema.LABEL_NAMES))).astype(np.float32)
+  return {"source": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
+          "driving": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
+          "other": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
+          "source_labels": labels, "driving_labels": labels,
+          "driving_landmarks": np.full((batch, len(schema.LANDMARK_NAMES), 2), 0.5, np.float32)}
+
+
+def _metric_names(task, phase):
+  params = jax.eval_shape(task.init_params, jax.random.key(0))
+  _, metrics = jax.eval_shape(lambda p: task.loss_fn(p, _batch(), jax.random.key(0), phase=phase),
+                              params)
+  return set(metrics)
+
+
+def test_curriculum_switches_phases_at_the_configured_steps():
+  task = _task("--config.losses.start.adversarial=100",
+               "--config.losses.start.feature_matching=100",
+               "--config.losses.start.consistency=150", "--config.losses.start.contrastive=150")
+  assert task.phase(0) == task.phase(99) == ()
+  assert task.phase(100) == task.phase(149) == ("adversarial", "feature_matching")
+  # Cross-identity is off (no identity network), so it never joins a phase.
+  assert task.phase(150) == task.phase(10**6) == ("adversarial", "feature_matching",
+                                                  "contrastive", "consistency")
+  assert _metric_names(task, ()) >= {"l1", "pose", "psnr"}
+  assert not _metric_names(task, ()) & {"adversarial", "consistency", "discriminator_loss"}
+  assert _metric_names(task, task.phase(150)) >= {"adversarial", "feature_matching",
+                                                  "consistency", "contrastive",
+                                                  "discriminator_loss"}
+  config = configs.load_config(SPEC, NO_PRETRAINED)
+  with config.unlocked():
+    config.losses.start.l1 = 5
+  with pytest.raises(UserError, match="can start these late"):
+    face_latent.make_task(config)
+
+
+def test_the_experiment_starts_reconstruction_alone():
+  config = configs.load_config(SPEC, NO_PRETRAINED)
+  task = face_latent.make_task(config)
+  assert task.phase(0) == ()
+  assert 0 < min(task.starts.values()) < config.total_steps
+  assert task.phase(config.total_steps - 1)  # Every late loss is on by the end.
+
+
+def test_pose_supervision_is_on_by_default_and_can_be_turned_off():
+  assert _task().weights["pose"] > 0
+  assert "pose" in _metric_names(_task(), ())
+  assert "pose" not in _metric_names(_task("--config.losses.weights.pose=0"), ())
+
+
+def test_pose_loss_compares_rotation_with_known_labels_only():
+  labels = np.zeros((2, len(schema.LABEL_NAMES)), np.float32)
+  labels[:, :3] = [[0.1, -0.2, 0.05], [np.nan, np.nan, np.nan]]
+  z_pose = np.zeros((2, 7), np.float32)
+  z_pose[0, :3] = [0.2, -0.2, 0.05]
+  z_pose[1, :3] = 5.0  # Its labels are unknown: left out.
+  z_pose[:, 3:] = 9.0  # Translation and scale are not supervised.
+  assert float(face_latent.pose_loss(z_pose, labels)) == pytest.approx(0.1 / 3)
+  assert float(face_latent.pose_loss(z_pose, labels, z_pose, None)) == pytest.approx(0.1 / 3)
+  assert float(face_latent.pose_loss(z_pose, labels[1:2].repeat(2, 0))) == 0.0
+
+
+def test_region_l1_weighs_the_mouth_and_eyes_up():
+  target = jnp.zeros((1, 64, 64, 3))
+  landmarks = np.full((1, len(schema.LANDMARK_NAMES), 2), 0.5, np.float32)
+  landmarks[0, 3] = (0.5, 0.75)  # mouth centre
+  at_mouth = target.at[:, 46:50, 30:34].set(1.0)
+  far = target.at[:, 2:6, 2:6].set(1.0)
+  plain = [float(face_latent.region_l1(x, target, None, 4.0, 0.08)) for x in (at_mouth, far)]
+  assert plain[0] == pytest.approx(plain[1])
+  weighted = [float(face_latent.region_l1(x, target, landmarks, 4.0, 0.08))
+              for x in (at_mouth, far)]
+  assert weighted[0] > 3 * weighted[1]
+  unknown = np.full_like(landmarks, np.nan)
+  assert float(face_latent.region_l1(at_mouth, target, unknown, 4.0, 0.08)) == pytest.approx(
+      plain[0])
+
+
+def test_generator_and_discriminator_have_their_own_optimizers():
+  """Each network is clipped on its own gradient norm: a huge generator gradient does not shrink
+  the discriminator's update (one global clip did), and the discriminator has its own b1."""
+  config = configs.load_config(SPEC, NO_PRETRAINED)
+  task = face_latent.make_task(config)
+  tx, _ = task.make_optimizer(config)
+  params = {"generator": {"w": jnp.ones(3)}, "discriminator": {"w": jnp.ones(3)}}
+  state = tx.init(params)
+  small = {"generator": {"w": jnp.full(3, 1e-3)}, "discriminator": {"w": jnp.full(3, 1e-3)}}
+  huge = {"generator": {"w": jnp.full(3, 1e6)}, "discriminator": {"w": jnp.full(3, 1e-3)}}
+  for _ in range(60):  # Past both warm-ups.
+    small_updates, small_state = tx.update(small, state, params)
+    huge_updates, state = tx.update(huge, state, params)
+  np.testing.assert_allclose(huge_updates["discriminator"]["w"],
+                             small_updates["discriminator"]["w"], rtol=1e-6)
+  assert config.discriminator.optimizer.b1 != config.optimizer.b1
+  assert isinstance(tx, optax.GradientTransformation)
+
+
+def test_sweep_ablates_each_ingredient_and_both_vasa_losses():
+  from vasa_jax.configs import sweep_overrides
+
+  members = sweep_overrides(SPEC)
+  assert members[0] == []
+  flat = [" ".join(m) for m in members]
+  for key in ("model.warp_input", "model.background_path", "model.separate_motion_trunks",
+              "model.linear_upsampling", "model.min_group_size", "losses.weights.pose",
+              "data.cross_clip", "losses.region_weight", "losses.start.adversarial",
+              "losses.weights.consistency", "losses.weights.cross_identity"):
+    assert any(key in member for member in flat), key
+  for overrides in members:  # Every member builds.
+    face_latent.make_task(configs.load_config(SPEC, NO_PRETRAINED + overrides))
