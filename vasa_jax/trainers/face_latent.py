@@ -328,7 +328,7 @@ class FaceLatentTask:
                                  batch.get("driving_labels"))
     if w["consistency"]:
       n = max(1, int(round(self.consistency_fraction * source.shape[0])))
-      s_part = self._encode(generator, source[:n])
+      s_part = {k: v[:n] for k, v in s.items()}  # The source's encoding, already made.
       d_part = self._encode(generator, driving[:n])
       a = self._decode(generator, d_part, s["z_pose"][:n], d_dyn[:n])
       b = self._decode(generator, s_part, s["z_pose"][:n], d_dyn[:n])
