@@ -16,7 +16,8 @@
 Each step records its result in WORKDIR/steps/<name>.json when done; running the demo again skips
 finished steps and resumes an interrupted training run from its last checkpoint. Every output is
 written atomically. The step counts are sized for about ten minutes on 2 CPU cores; the models are
-toys at that size (blurry faces, rough lip sync): the demo shows the pipeline, not the quality.
+toys at that size (blurry faces; stage 1 has not learned the mouth yet): the demo shows the
+pipeline, not the quality.
 """
 
 from __future__ import annotations
