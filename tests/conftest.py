@@ -144,3 +144,35 @@ def analyzer():
 def astronaut():
   """A real face photo: scikit-image's astronaut, uint8 RGB [512, 512, 3]."""
   return pytest.importorskip("skimage.data").astronaut()
+
+
+# The device check's dry run (tests/bench/test_device_check.py) takes minutes of XLA compilation
+# in a child process that uses one core; it starts as soon as the session's tests are collected, on
+# the core the suite leaves idle, and its test reads the result.
+DRY_RUN_TEST = "tests/bench/test_device_check.py::test_dry_run_end_to_end"
+
+
+def pytest_collection_finish(session):
+  if any(item.nodeid == DRY_RUN_TEST for item in session.items):
+    import pathlib
+
+    from tests import device_dry_run
+
+    session.config.device_dry_run = device_dry_run.start(
+        pathlib.Path(tempfile.mkdtemp(prefix="vasa_jax_device_dry_run_")))
+
+
+def pytest_sessionfinish(session):
+  dry_run = getattr(session.config, "device_dry_run", None)
+  if dry_run is not None:
+    dry_run.stop()
+    shutil.rmtree(dry_run.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def device_dry_run(request, tmp_path_factory):
+  """The dry run started at collection (`tests/device_dry_run.py`), or one started now."""
+  from tests import device_dry_run as dry
+
+  return getattr(request.config, "device_dry_run", None) or dry.start(
+      tmp_path_factory.mktemp("device_dry_run"))

@@ -15,7 +15,9 @@ not change the amount of computation. Columns:
     encoder's lookahead) are in until their first frame leaves; add the audio buffering,
     (hop + lookahead) / 25 s, for the latency a listener sees;
   stream fps: frames per second streaming at that hop (a window sampled per hop);
-  compiles: XLA compilations during the timed runs (after warm-up); anything but 0 is a bug.
+  compiles: XLA compilations during the timed runs (after warm-up); anything but 0 is a bug;
+  memory GB: the allocator's peak since the process started (accelerators; none on the CPU), so
+    with several rows in one process, the peak of this row and those before it.
 """
 
 from __future__ import annotations
@@ -158,12 +160,14 @@ def measure_generator(generator: tf.TalkingFaceGenerator, subject: tf.Subject,
     session = generator.session(subject, controls, **session_kw)
     latency, stream_fps = streamed(session)
   motion_ms = window_ms / W
+  memory = bench_common.peak_memory_bytes()  # Since the process started: None on the CPU.
   return {"device": jax.devices()[0].device_kind, "resolution": generator.face.image_size,
           "batch": batch_size, "steps": generator.motion.num_steps, "window": W, "hop": hop,
           "pipelined": pipelined, "fps": fps, "render_ms": render_ms, "window_ms": window_ms,
           "motion_ms": motion_ms, "motion_share": motion_ms / (motion_ms + render_ms),
           "latency_ms": 1000 * latency, "buffer_ms": 1000 * (hop + session.lookahead) / tf.FPS,
-          "stream_fps": stream_fps, "compiles_after_warmup": compiles.count}
+          "stream_fps": stream_fps, "compiles_after_warmup": compiles.count,
+          "memory_gb": None if memory is None else memory / 1e9}
 
 
 def run(sizes, batch_sizes, seconds: float = 4.0, steps=(50, 10), hop: int | None = None,
@@ -191,7 +195,8 @@ COLUMNS = (("device", "device", ""), ("size", "size", ""), ("px", "resolution", 
            ("render ms", "render_ms", ".2f"), ("motion %", "motion_share", ".0%"),
            ("window ms", "window_ms", ".0f"), ("hop", "hop", "d"),
            ("latency ms", "latency_ms", ".0f"), ("+ buffer ms", "buffer_ms", ".0f"),
-           ("stream fps", "stream_fps", ".1f"), ("compiles", "compiles_after_warmup", "d"))
+           ("stream fps", "stream_fps", ".1f"), ("compiles", "compiles_after_warmup", "d"),
+           ("memory GB", "memory_gb", ".2f"))
 
 
 def table(rows: list[dict]) -> str:

@@ -185,9 +185,9 @@ COLUMNS = (("device", "device", ""), ("task", "task", ""), ("variant", "variant"
 
 def table(rows: list[dict]) -> str:
   lines = [bench_common.format_table(rows, COLUMNS)]
-  for source in sorted({(r["peak_source"], r["peak_tflops"]) for r in rows}):
-    lines.append(f"MFU over {source[1]:.1f} TFLOP/s ({source[0]}); memory: "
-                 + ", ".join(sorted({r["memory_source"] for r in rows})) + ".")
+  memory = ", ".join(sorted({r["memory_source"] for r in rows}))
+  for peak in sorted({f"{r['peak_tflops']:.1f} TFLOP/s ({r['peak_source']})" for r in rows}):
+    lines.append(f"MFU over {peak}; memory: {memory}.")
   return "\n".join(lines)
 
 
