@@ -85,6 +85,19 @@ def test_pose_loss_compares_rotation_with_known_labels_only():
   assert float(face_latent.pose_loss(z_pose, labels[1:2].repeat(2, 0))) == 0.0
 
 
+def test_dynamics_label_diagnostic_is_off_by_default_and_reads_jaw_and_blink():
+  assert _task().weights["dynamics_labels"] == 0
+  assert "dynamics_labels" not in _metric_names(_task(), ())
+  assert "dynamics_labels" in _metric_names(
+      _task("--config.losses.weights.dynamics_labels=1"), ())
+  labels = np.full((1, len(schema.LABEL_NAMES)), 7.0, np.float32)
+  labels[0, schema.LABEL_NAMES.index("jaw_open")] = 0.5
+  labels[0, schema.LABEL_NAMES.index("blink")] = np.nan  # Unknown: left out.
+  z_dyn = np.full((1, 32), 3.0, np.float32)
+  z_dyn[0, 0] = 0.3  # z_dyn[0] carries the jaw, z_dyn[1] the blink; the rest is free.
+  assert float(face_latent.dynamics_label_loss(z_dyn, labels)) == pytest.approx(0.2)
+
+
 def test_region_l1_weighs_the_mouth_and_eyes_up():
   target = jnp.zeros((1, 64, 64, 3))
   landmarks = np.full((1, len(schema.LANDMARK_NAMES), 2), 0.5, np.float32)

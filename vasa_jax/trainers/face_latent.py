@@ -42,11 +42,13 @@ from vasa_jax.models.face_latent import networks
 from vasa_jax.trainers import common
 
 LOSS_NAMES = ("l1", "perceptual", "pose", "adversarial", "feature_matching", "contrastive",
-              "consistency", "cross_identity")
+              "consistency", "cross_identity", "dynamics_labels")
 # Losses the curriculum may start late (`config.losses.start`); the others run from step 0.
 LATE_LOSSES = ("adversarial", "feature_matching", "contrastive", "consistency", "cross_identity")
 # Label columns (`schema.LABEL_NAMES`) that z_pose's first three entries are anchored to.
 _POSE_LABELS = (0, 1, 2)  # yaw, pitch, roll
+# Label columns z_dyn's first two entries are anchored to by the diagnostic `dynamics_labels` loss.
+_DYNAMICS_LABELS = (10, 9)  # jaw_open, blink
 _MOUTH, _EYES = 3, (0, 1)  # landmark rows: mouth centre; left and right eye
 
 
@@ -68,12 +70,15 @@ def default_losses() -> ml_collections.ConfigDict:
   of pixels near the mouth and eyes counts 1 + region_weight times; landmarks from the dataset,
   a Gaussian of `region_sigma` of the image size), and `consistency_fraction` (the consistency
   loss on that fraction of the batch: it costs two decodes and a full encode).
+  `weights.dynamics_labels` (0, off) is a diagnostic, not part of the method: it anchors z_dyn's
+  first two entries to the driving frame's jaw opening and blink labels, to tell whether the
+  renderer makes use of a z_dyn that carries them (the method keeps z_dyn unsupervised).
   """
   return ml_collections.ConfigDict(dict(
       perceptual_network="vgg16", identity_network="dlib", vgg19_path="", arcface_path="",
       weights=ml_collections.ConfigDict(dict(
           l1=10.0, perceptual=20.0, pose=10.0, adversarial=1.0, feature_matching=40.0,
-          contrastive=2.0, consistency=10.0, cross_identity=4.0)),
+          contrastive=2.0, consistency=10.0, cross_identity=4.0, dynamics_labels=0.0)),
       start=ml_collections.ConfigDict(dict(
           adversarial=1000, feature_matching=1000, contrastive=2000, consistency=2000,
           cross_identity=2000)),
@@ -87,7 +92,7 @@ def default_model(variant: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       variant=variant, remat=False, warp_input=True, flow_init=1e-2, flow_stride=2,
       linear_upsampling=True, min_group_size=8, zero_branches=True, separate_motion_trunks=True,
-      background_path=True, render_dynamics=False))
+      background_path=True, render_dynamics=False, motion_stem_stride=4))
 
 
 def curriculum(total_steps: int, adversarial: float = 0.6, late: float = 0.8
@@ -326,6 +331,8 @@ class FaceLatentTask:
     if w["pose"]:
       losses["pose"] = pose_loss(s["z_pose"], batch.get("source_labels"), d_pose,
                                  batch.get("driving_labels"))
+    if w["dynamics_labels"]:
+      losses["dynamics_labels"] = dynamics_label_loss(d_dyn, batch.get("driving_labels"))
     if w["consistency"]:
       n = max(1, int(round(self.consistency_fraction * source.shape[0])))
       s_part = {k: v[:n] for k, v in s.items()}  # The source's encoding, already made.
@@ -414,13 +421,23 @@ def pose_loss(*pairs) -> jax.Array:
   """Mean absolute error (radians) of z_pose's yaw, pitch and roll against the dataset's labels,
   over pairs (z_pose `[batch, 7]`, labels `[batch, len(LABEL_NAMES)]` or None); labels that are
   NaN (not known) are left out. 0 without any known label."""
+  return _label_l1(_POSE_LABELS, pairs)
+
+
+def dynamics_label_loss(*pairs) -> jax.Array:
+  """The diagnostic `dynamics_labels` loss: mean absolute error of z_dyn's first two entries
+  against the jaw opening and blink labels, over pairs (z_dyn, labels or None), as `pose_loss`."""
+  return _label_l1(_DYNAMICS_LABELS, pairs)
+
+
+def _label_l1(columns, pairs) -> jax.Array:
   total = count = jnp.zeros((), jnp.float32)
-  for z_pose, labels in zip(pairs[::2], pairs[1::2]):
+  for code, labels in zip(pairs[::2], pairs[1::2]):
     if labels is None:
       continue
-    truth = jnp.asarray(labels, jnp.float32)[:, _POSE_LABELS]
+    truth = jnp.asarray(labels, jnp.float32)[:, columns]
     known = jnp.isfinite(truth)
-    error = jnp.abs(z_pose[:, :3].astype(jnp.float32) - jnp.where(known, truth, 0.0))
+    error = jnp.abs(code[:, :len(columns)].astype(jnp.float32) - jnp.where(known, truth, 0.0))
     total = total + jnp.sum(jnp.where(known, error, 0.0))
     count = count + jnp.sum(known)
   return total / jnp.maximum(count, 1.0)

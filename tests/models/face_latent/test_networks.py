@@ -282,3 +282,20 @@ def test_linear_upsampling_matches_jax_image_resize():
                                jax.image.resize(x, shape, "linear"), atol=1e-6)
   with pytest.raises(ValueError):
     layers.upsample_linear(x, (3, 1, 1))
+
+
+def test_motion_stem_stride_sets_the_resolution_the_dynamics_trunk_sees():
+  image = jnp.zeros((1, 64, 64, 3))
+  for stride, size in ((4, 16), (2, 32), (1, 64)):
+    trunk = networks.ResNetTrunk(8, (1,), False, stem_stride=stride)
+    variables = jax.eval_shape(trunk.init, _key(0), image)
+    _, state = jax.eval_shape(
+        lambda v: trunk.apply(v, image, capture_intermediates=True), variables)
+    first_block = state["intermediates"]["_BasicBlock_0"]["__call__"][0]
+    assert first_block.shape == (1, size, size, 8)
+  with pytest.raises(ValueError, match="stem_stride 3"):
+    networks.ResNetTrunk(8, (1,), False, stem_stride=3).init(_key(0), image)
+  model = networks.FaceLatentModel.from_variant("tiny", motion_stem_stride=1)
+  z_pose, z_dyn = jax.eval_shape(
+      lambda: model.apply(model.init(_key(0), image, image), image, method=model.encode_motion))
+  assert z_pose.shape == (1, warping.POSE_DIM) and z_dyn.shape == (1, model.config.dyn_dim)

@@ -137,6 +137,10 @@ class FaceLatentConfig:
   # for what a warp cannot draw (a mouth opening over teeth, closing eyelids) beside the warps.
   # Ours: MegaPortraits' renderer is unconditioned.
   render_dynamics: bool = False
+  # How much the dynamics trunk's stem downsamples its input: 4 is ResNet's (a stride-2 7x7
+  # convolution and a stride-2 max pool), 2 keeps the pool out, 1 both. Ours: at 64 px a mouth is
+  # about 6 pixels wide, under 2 after ResNet's stem.
+  motion_stem_stride: int = 4
 
   @property
   def volume_shape(self) -> tuple[int, int, int]:
@@ -271,6 +275,7 @@ class ResNetTrunk(nn.Module):
   blocks: tuple[int, ...]
   bottleneck: bool
   min_group_size: int = 1
+  stem_stride: int = 4  # 4: stride-2 convolution and stride-2 max pool; 2: no pool; 1: neither.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -278,10 +283,13 @@ class ResNetTrunk(nn.Module):
   def __call__(self, image: jax.Array) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     block = _BottleneckBlock if self.bottleneck else _BasicBlock
-    x = layers.conv(self.width, 7, 2, strides=2, standardize=False, use_bias=False, name="stem",
-                    **kw)(image)
+    if self.stem_stride not in (1, 2, 4):
+      raise ValueError(f"stem_stride {self.stem_stride}: use 1, 2 or 4")
+    x = layers.conv(self.width, 7, 2, strides=min(self.stem_stride, 2), standardize=False,
+                    use_bias=False, name="stem", **kw)(image)
     x = nn.relu(layers.group_norm(self.width, min_group_size=self.min_group_size, **kw)(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    if self.stem_stride == 4:
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for stage, count in enumerate(self.blocks):
       for index in range(count):
         strides = 2 if stage > 0 and index == 0 else 1
@@ -323,7 +331,7 @@ class MotionEncoder(nn.Module):
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
     trunk = dict(width=cfg.motion_width, blocks=cfg.motion_blocks, bottleneck=False,
                  min_group_size=cfg.min_group_size, **kw)
-    features = ResNetTrunk(name="trunk", **trunk)(image)
+    features = ResNetTrunk(name="trunk", stem_stride=cfg.motion_stem_stride, **trunk)(image)
     pose_features = features
     if cfg.separate_motion_trunks:
       pose_features = ResNetTrunk(name="pose_trunk", **trunk)(image)
