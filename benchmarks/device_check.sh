@@ -8,10 +8,14 @@
 # Prepare first, on the CPU machine: `bash benchmarks/device_prepare.sh` fetches the wheels the
 # GPU image lacks into .whl/ and builds the learning run's data into .device_data/; it prints the
 # paths to carry. Where this Python lacks them, those wheels are installed into a temporary
-# folder, without the index.
+# folder, without the index. $PYTHON picks the interpreter (default: .venv/bin/python where it
+# exists, else python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+# The project's environment where there is one (`make venv`), else the machine's Python.
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 if ! "$PYTHON" -c "import grain, ml_collections, tensorflow_datasets" 2>/dev/null \
     && compgen -G ".whl/*.whl" >/dev/null; then
   site=${TMPDIR:-/tmp}/vasa_device_site

@@ -45,7 +45,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+
+from vasa_jax import atomic
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -107,11 +108,10 @@ def plan(scratch: pathlib.Path, dry_run: bool, data_dir: pathlib.Path, profile: 
          learn_batch: int) -> list[Part]:
   """The parts in order, their files (JSON, traces, the learning run) under `scratch`; the
   learning run last, with the time the others left."""
-  parts_dir = scratch
   bench = ["vasa_jax.main", "bench"]
 
   def prof(name):
-    return ["--profile", str(parts_dir / f"profile_{name}")] if profile else []
+    return ["--profile", str(scratch / f"profile_{name}")] if profile else []
 
   if dry_run:
     generate = ["--sizes", "tiny", "--batch_sizes", "2", "--steps", "2", "--seconds", "1",
@@ -130,23 +130,23 @@ def plan(scratch: pathlib.Path, dry_run: bool, data_dir: pathlib.Path, profile: 
     stage2 = ["--variant", "paper", "--batch_sizes", "16,64,256", "--steps", "5"]
     boxes = dict(env=20, generate=90, stage1=80, stage1_remat=50, stage2=35)
   learn = ["vasa_jax.bench.device_check", "--part", "learn", "--data", str(data_dir),
-           "--workdir", str(parts_dir / "learn"), "--learn_batch", str(learn_batch)]
+           "--workdir", str(scratch / "learn"), "--learn_batch", str(learn_batch)]
   if dry_run:
     learn.append("--dry_run")
   return [
       Part("env", "machine and versions", boxes["env"],
            ["vasa_jax.bench.device_check", "--part", "env"]),
       Part("generate", "generation", boxes["generate"],
-           [*bench, "generate", *generate, "--json", str(parts_dir / "generate.json"),
+           [*bench, "generate", *generate, "--json", str(scratch / "generate.json"),
             *prof("generate")]),
       Part("stage1", "stage-1 training step", boxes["stage1"],
-           [*bench, "train", "--stage", "1", *stage1, "--json", str(parts_dir / "stage1.json"),
+           [*bench, "train", "--stage", "1", *stage1, "--json", str(scratch / "stage1.json"),
             *prof("stage1")]),
       Part("stage1_remat", "stage-1 training step with remat", boxes["stage1_remat"],
            [*bench, "train", "--stage", "1", *remat,
-            "--json", str(parts_dir / "stage1_remat.json")]),
+            "--json", str(scratch / "stage1_remat.json")]),
       Part("stage2", "stage-2 training step", boxes["stage2"],
-           [*bench, "train", "--stage", "2", *stage2, "--json", str(parts_dir / "stage2.json"),
+           [*bench, "train", "--stage", "2", *stage2, "--json", str(scratch / "stage2.json"),
             *prof("stage2")]),
       Part("learn", "stage-1 learning run (128 px SynthTalk recipe)", 0, learn),
   ]
@@ -479,12 +479,6 @@ def report(outcomes: Sequence[Outcome], dry_run: bool) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="device_check", description=__doc__.split("\n\n")[0],
@@ -555,10 +549,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   if grid:
     shutil.copyfile(grid[-1], out / "learn_grid.png")
   shutil.rmtree(scratch, ignore_errors=True)
-  _write_atomic(out / "device_check.json", json.dumps(
-      {"dry_run": args.dry_run, "budget_s": budget, "seconds": time.monotonic() - start,
-       "parts": [dataclasses.asdict(o) for o in outcomes]}, indent=1, default=float) + "\n")
-  _write_atomic(out / "device_check.md", report(outcomes, args.dry_run))
+  atomic.write_json(out / "device_check.json", {
+      "dry_run": args.dry_run, "budget_s": budget, "seconds": time.monotonic() - start,
+      "parts": [dataclasses.asdict(o) for o in outcomes]}, default=float)
+  atomic.write_text(out / "device_check.md", report(outcomes, args.dry_run))
   print((out / "device_check.md").read_text())
   print(f"wrote {out}/device_check.md, device_check.json, device_check.log "
         f"in {time.monotonic() - start:.0f} s")

@@ -35,10 +35,10 @@ import math
 import numbers
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vasa_jax import atomic
 from vasa_jax.errors import UserError
 from vasa_jax.evaluation import paper
 
@@ -520,29 +520,6 @@ def _page(title: str, body: Sequence[str]) -> str:
           + "\n".join(body) + "\n</body></html>\n")
 
 
-def _umask() -> int:
-  mask = os.umask(0o022)
-  os.umask(mask)
-  return mask
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> pathlib.Path:
-  """`text` to `path` through a temporary file in the same folder and `os.replace`: a reader sees
-  the old file or the new one, never half of one."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-      file.write(text)
-    # mkstemp makes the file private; give it the mode an ordinary write would.
-    os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-    os.replace(temporary, path)
-  except BaseException:
-    pathlib.Path(temporary).unlink(missing_ok=True)
-    raise
-  return path
-
-
 # ----------------------------------------------------------------------------------------------------
 # Entry points.
 
@@ -582,7 +559,7 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any],
   body += _strips_section(strips)
   body += _per_clip_section(metrics)
   body += _definitions_section(metrics)
-  return _write_atomic(pathlib.Path(path), _page(title, body))
+  return atomic.write_text(pathlib.Path(path), _page(title, body))
 
 
 def _overrides_text(overrides) -> str:
@@ -624,13 +601,13 @@ def write_ablation_table(rows: Sequence[Mapping[str, Any]], path_md: str | os.Pa
       text = format_value(values.get(key))
       cells.append(f"**{text}**" if name in best[key] else text)
     lines.append(f"| {md(name)} | {md(overrides[name])} | " + " | ".join(cells) + " |")
-  path_md = _write_atomic(pathlib.Path(path_md), "\n".join(lines) + "\n")
+  path_md = atomic.write_text(pathlib.Path(path_md), "\n".join(lines) + "\n")
   if path_html is not None:
     table = ["<table><tr><th>member</th><th>overrides</th>"
              + "".join(_header(k) for k in columns) + "</tr>"]
     for name, values in scores.items():
       table.append(f"<tr><td>{_e(name)}</td><td><code>{_e(overrides[name])}</code></td>"
                    + "".join(_cell(values.get(k), name in best[k]) for k in columns) + "</tr>")
-    _write_atomic(pathlib.Path(path_html),
+    atomic.write_text(pathlib.Path(path_html),
                   _page("Ablation", ["<h1>Ablation</h1>", "".join(table) + "</table>"]))
   return path_md

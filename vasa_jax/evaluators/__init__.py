@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import ml_collections
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators.videos import VIDEO_METRICS, Unavailable
 
@@ -138,7 +139,4 @@ def run_evaluators(evaluators: list[Scheduled], params: Any, step: int,
 
 
 def write_json_atomic(path: pathlib.Path, record: Mapping[str, Any]) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(record, indent=2) + "\n")
-  os.replace(tmp, path)
+  atomic.write_json(path, record)
