@@ -287,6 +287,32 @@ def test_bad_inputs_fail_with_one_clear_line(case, message, motion_run, face_lat
   assert not pathlib.Path(tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.parametrize("case, message", [("no_face", "no face"), ("two_faces", "--face_index"),
+                                           ("silent_audio", "silent")])
+def test_the_photo_and_the_speech_are_checked_before_any_model_loads(case, message, inputs,
+                                                                      tmp_path, capsys,
+                                                                      monkeypatch):
+  def load_generator(*args, **kwargs):
+    raise AssertionError("the models loaded before the inputs were checked")
+
+  monkeypatch.setattr(tf, "load_generator", load_generator)
+  photo, audio = inputs["photo"], inputs["speech"]
+  if case == "no_face":
+    photo = tmp_path / "coffee.png"
+    cv2.imwrite(str(photo), skimage_data.coffee())
+  elif case == "two_faces":
+    face = cv2.resize(skimage_data.astronaut(), (256, 256))
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), np.concatenate([face, face[:, ::-1]], axis=1))
+  else:
+    audio = write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
+  # Not a run at all: only a load would find that out.
+  assert vasa("generate", "--image", photo, "--audio", audio, "--checkpoint", tmp_path,
+              "--out", tmp_path / "o.mp4") == 2
+  error = capsys.readouterr().err.strip().splitlines()
+  assert message in error[-1] and str(photo if case != "silent_audio" else audio) in error[-1]
+
+
 def test_a_labels_run_cannot_animate_a_photo(synthtalk_tiny_dir, inputs, tmp_path, capsys):
   from vasa_jax import configs
   from vasa_jax.trainers import motion

@@ -185,3 +185,20 @@ def test_a_task_with_phases_gets_one_compiled_step_per_phase(reference_config, t
   assert sorted(set(Phased.seen)) == ["early", "late"]
   losses = logged(result)
   assert losses[3] > 99.0 > losses[2]
+
+
+def test_load_trained_reads_a_step_through_orbax_without_warnings(reference_config, tmp_path,
+                                                                  caplog):
+  config = reference_config("--config.total_steps=2", "--config.checkpoint.every=1")
+  result = train(config, tmp_path, "run")
+  task = reference.make_task(config)
+  with caplog.at_level("WARNING"):
+    latest = common.load_trained(tmp_path / "run", task, config)
+    first = common.load_trained(tmp_path / "run", task, config, step=1)
+  assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+  assert (latest.step, first.step) == (2, 1)
+  assert_trees_close(latest.params, result.state.params)
+  with pytest.raises(UserError, match=r"no checkpoint of step 7 .* steps \[1, 2\]"):
+    common.load_trained(tmp_path / "run", task, config, step=7)
+  with pytest.raises(UserError, match="no checkpoint in .*train first"):
+    common.load_trained(tmp_path / "nothing", task, config)

@@ -143,14 +143,17 @@ def _print_summary(summary: dict) -> None:
 
 
 def _generate(args) -> int:
+  from vasa_jax.data import audio as speech_io
+  from vasa_jax.inference import portrait
   from vasa_jax.inference import talking_face as tf
 
   out = _check_out(args.out)
+  # The inputs first, before seconds to minutes of model loading: the photo decodes and shows the
+  # face to animate, the speech file decodes.
   if not os.path.isfile(args.image):
     raise UserError(f"photo not found: {args.image}")
-  from vasa_jax.data import audio as speech_io
-
-  speech_io.check_speech(args.audio)  # Before minutes of model loading.
+  found = portrait.crop_photo(args.image, None, face_index=args.face_index)
+  speech_io.check_speech(args.audio)
   sampling = {}
   if args.steps is not None:
     sampling["num_steps"] = args.steps
@@ -165,7 +168,7 @@ def _generate(args) -> int:
   generator = tf.load_generator(args.checkpoint, args.step, args.stage1, args.batch_size, sampling)
   if scales:
     generator.motion.scales = {**generator.motion.scales, **scales}
-  subject = generator.prepare(args.image, args.face_index)
+  subject = generator.prepare(found, name=args.image)
   output = tf.Output(paste_back=args.paste_back, resolution=args.resolution)
   if args.stream:
     summary = tf.stream_video(generator, subject, args.audio, out, controls, args.seed, output,
@@ -177,9 +180,9 @@ def _generate(args) -> int:
   print(f"wrote {out}")
   _print_summary({k: v for k, v in summary.items() if k not in ("settings", "video")})
   if args.report:
-    from vasa_jax.evaluators import write_json_atomic
+    from vasa_jax import atomic
 
-    write_json_atomic(pathlib.Path(args.report), {**summary, "settings": generator.describe(
+    atomic.write_json(args.report, {**summary, "settings": generator.describe(
         controls, args.seed, output)})
   return 0
 

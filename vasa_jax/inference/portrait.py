@@ -143,19 +143,26 @@ class Portrait:
     image: uint8 [H, W, 3] the whole RGB photo.
     box: float32 [3] cx, cy, size: the crop's square in photo pixels (`faces.crop_box`); it may
       extend past the photo's borders.
-    crop: uint8 [resolution, resolution, 3] the square resampled (`faces.crop`).
+    crop: uint8 [resolution, resolution, 3] the square resampled (`faces.crop`); None when found
+      without a resolution (`at` crops it).
     face_index: which face, counting from 0 left to right.
     num_faces: how many faces the photo shows.
   """
 
   image: np.ndarray
   box: np.ndarray
-  crop: np.ndarray
+  crop: np.ndarray | None
   face_index: int
   num_faces: int
 
+  def at(self, resolution: int) -> Portrait:
+    """This portrait with its crop at `resolution` pixels."""
+    if self.crop is not None and self.crop.shape[0] == resolution:
+      return self
+    return dataclasses.replace(self, crop=faces.crop(self.image, self.box, int(resolution)))
 
-def find_portrait(image: np.ndarray, resolution: int, analyzer: faces.FaceAnalyzer | None = None,
+
+def find_portrait(image: np.ndarray, resolution: int | None, analyzer: faces.FaceAnalyzer | None = None,
                   face_index: int | None = None, name: str = "the photo") -> Portrait:
   """Finds the face to animate and crops it as the training data was cropped.
 
@@ -164,7 +171,7 @@ def find_portrait(image: np.ndarray, resolution: int, analyzer: faces.FaceAnalyz
 
   Args:
     image: uint8 [H, W, 3] RGB photo (`load_photo`).
-    resolution: side of the crop in pixels.
+    resolution: side of the crop in pixels; None: find the face, crop later (`Portrait.at`).
     analyzer: the face analyzer to use; None builds one.
     face_index: which face (0 is the leftmost); None accepts only a photo with a single face.
     name: how error messages call the photo, e.g. its path.
@@ -199,11 +206,11 @@ def find_portrait(image: np.ndarray, resolution: int, analyzer: faces.FaceAnalyz
                     f"face{'s' if count > 1 else ''}; use {valid} (numbered left to right)")
   _, landmarks = found[index]
   box = faces.crop_box(landmarks.points)
-  return Portrait(image=image, box=box, crop=faces.crop(image, box, int(resolution)),
-                  face_index=index, num_faces=count)
+  found = Portrait(image=image, box=box, crop=None, face_index=index, num_faces=count)
+  return found if resolution is None else found.at(resolution)
 
 
-def crop_photo(photo: str | os.PathLike | np.ndarray, resolution: int,
+def crop_photo(photo: str | os.PathLike | np.ndarray, resolution: int | None,
                analyzer: faces.FaceAnalyzer | None = None, face_index: int | None = None
                ) -> Portrait:
   """`find_portrait` on a photo file (`load_photo`; errors name the file) or an RGB array."""

@@ -34,9 +34,8 @@ from vasa_jax.inference.face import FaceLatents, FaceRenderer
 from vasa_jax.inference.motion import MotionGenerator
 from vasa_jax.models.audio import features
 from vasa_jax.models.face_latent.warping import POSE_DIM
+from vasa_jax.rates import FPS, SAMPLE_RATE
 
-FPS = schema.FPS
-SAMPLE_RATE = schema.SAMPLE_RATE
 SAMPLES_PER_FRAME = schema.SAMPLES_PER_FRAME
 
 
@@ -124,16 +123,20 @@ class TalkingFaceGenerator:
   def window(self) -> int:
     return self.motion.window
 
-  def prepare(self, photo: str | os.PathLike | np.ndarray, face_index: int | None = None,
-              name: str | None = None) -> Subject:
-    """Finds the face of a photo (a path or uint8 RGB array), crops it as training data was
-    cropped, and encodes it with stage 1."""
-    if self._analyzer is None:
-      from vasa_jax.data import faces
+  def prepare(self, photo: str | os.PathLike | np.ndarray | portrait_lib.Portrait,
+              face_index: int | None = None, name: str | None = None) -> Subject:
+    """Finds the face of a photo (a path, a uint8 RGB array, or a face already found by
+    `portrait.crop_photo`), crops it as training data was cropped, and encodes it with stage 1."""
+    if isinstance(photo, portrait_lib.Portrait):
+      found = photo.at(self.face.image_size)
+    else:
+      if self._analyzer is None:
+        from vasa_jax.data import faces
 
-      self._analyzer = faces.FaceAnalyzer()
-    found = portrait_lib.crop_photo(photo, self.face.image_size, self._analyzer, face_index)
-    name = name or ("the photo" if isinstance(photo, np.ndarray) else str(photo))
+        self._analyzer = faces.FaceAnalyzer()
+      found = portrait_lib.crop_photo(photo, self.face.image_size, self._analyzer, face_index)
+    name = name or ("the photo" if isinstance(photo, (np.ndarray, portrait_lib.Portrait))
+                    else str(photo))
     return Subject(found, self.face.encode(found.crop), name)
 
   def session(self, subject: Subject, controls: Controls = Controls(), seed: int = 0,

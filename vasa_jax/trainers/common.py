@@ -41,7 +41,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vasa_jax import configs
+from vasa_jax import atomic, configs
 from vasa_jax.errors import UserError
 
 PyTree = Any
@@ -418,33 +418,45 @@ def load_trained(workdir: str | os.PathLike, task: Task, config: ml_collections.
   The checkpoint must be one of `task` with the parameter layout `task.init_params` gives; otherwise
   the error names the first difference. Only the parameters (EMA ones when present) are returned.
   """
+  import grain
   import orbax.checkpoint as ocp
 
   workdir = pathlib.Path(workdir).absolute()
   directory = workdir / "checkpoints"
-  steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if \
-      directory.is_dir() else []
-  if not steps:
-    raise UserError(f"no checkpoint in {directory}: train first (vasa train --config ... "
-                    f"--workdir {workdir})")
-  step = steps[-1] if step is None else int(step)
-  if step not in steps:
-    raise UserError(f"no checkpoint of step {step} in {directory}; it has steps {steps}")
-  abstract_params = jax.eval_shape(task.init_params, jax.random.key(0))
-  meta = json.loads((directory / str(step) / "meta" / "metadata").read_text()) \
-      if (directory / str(step) / "meta" / "metadata").is_file() else None
-  if meta is not None:
-    expected = {"task": task.name, "model": task.model_summary(),
-                "param_shapes": param_shapes(abstract_params),
-                "state_shapes": meta.get("state_shapes", {})}
-    check_same_model(meta, expected, workdir)
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  with ocp.StandardCheckpointer() as checkpointer:
-    path = directory / str(step) / "state"
-    metadata = checkpointer.metadata(path).item_metadata
+  train_first = (f"no checkpoint in {directory}: train first (vasa train --config ... "
+                 f"--workdir {workdir})")
+  if not directory.is_dir():
+    raise UserError(train_first)
+  # A manager that only reads (it creates, cleans and saves nothing), with the handlers of every
+  # item `Checkpointer` writes, so Orbax reads the run's own metadata and warns of nothing.
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(
+          create=False, cleanup_tmp_directories=False, enable_async_checkpointing=False),
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "meta": ocp.JsonCheckpointHandler(),
+                     "data": grain.checkpoint.CheckpointHandler()})
+  try:
+    steps = sorted(manager.all_steps())
+    if not steps:
+      raise UserError(train_first)
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+      raise UserError(f"no checkpoint of step {step} in {directory}; it has steps {steps}")
+    abstract_params = jax.eval_shape(task.init_params, jax.random.key(0))
+    items = manager.item_metadata(step)
+    if "meta" in items.keys():  # Its metadata is None: JSON items have none.
+      meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+      expected = {"task": task.name, "model": task.model_summary(),
+                  "param_shapes": param_shapes(abstract_params),
+                  "state_shapes": meta.get("state_shapes", {})}
+      check_same_model(dict(meta), expected, workdir)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          metadata)
-    state = checkpointer.restore(path, target)
+                          items["state"])
+    state = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target)))["state"]
+  finally:
+    manager.close()
   params = state.get("ema_params") or state["params"]
   return Trained(config=config, params=params, step=step, workdir=workdir)
 
@@ -498,9 +510,7 @@ class MetricWriter:
     if self.path.exists():
       kept = [line for line in self.path.read_text().splitlines()
               if line.strip() and json.loads(line)["step"] <= start_step]
-      tmp = self.path.with_name(self.path.name + ".tmp")
-      tmp.write_text("".join(line + "\n" for line in kept))
-      os.replace(tmp, self.path)
+      atomic.write_text(self.path, "".join(line + "\n" for line in kept))
     self._file = open(self.path, "a", buffering=1)
     from tensorboardX import SummaryWriter
 
