@@ -18,6 +18,7 @@ from typing import Any
 
 import ml_collections
 
+from vasa_jax import atomic
 from vasa_jax.errors import UserError
 
 OVERRIDE_PREFIX = "--config."
@@ -174,11 +175,7 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 
 def write_json(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:
   """Writes the resolved config atomically (a reader never sees half a file)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(to_json(config) + "\n")
-  os.replace(tmp, path)
+  atomic.write_text(path, to_json(config) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> ml_collections.ConfigDict:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.errors import UserError
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
@@ -73,9 +74,7 @@ class _Demo:
     return json.loads(path.read_text()) if path.is_file() else None
 
   def record(self, name: str, result: dict) -> None:
-    from vasa_jax.evaluators import write_json_atomic
-
-    write_json_atomic(self.steps_dir / f"{name}.json", result)
+    atomic.write_json(self.steps_dir / f"{name}.json", result)
 
   # Steps.
 
@@ -136,10 +135,8 @@ class _Demo:
     _, look, _ = clip.identity_of(config.seed, "test", TEST_CLIP, spec)
     photo = render.render_frame(look, render.neutral_state(), PHOTO_SIZE)
     photo_path = self.workdir / "inputs" / "photo.png"
-    photo_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = photo_path.with_name("photo.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    tmp.replace(photo_path)
+    with atomic.writing(photo_path) as f:
+      f.write(cv2.imencode(".png", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))[1].tobytes())
     speech_path = self.workdir / "inputs" / "speech.wav"
     video_io.write_wav(speech_path, example["audio"])
     truth = clip.decode_frames(example["frames"])
@@ -215,10 +212,7 @@ class _Demo:
         "stage1": stage1, "stage2": scores}
 
   def report(self) -> dict:
-    path = self.workdir / "report.html"
-    tmp = path.with_name("report.tmp.html")
-    tmp.write_text(_report_html(self))
-    tmp.replace(path)
+    path = atomic.write_text(self.workdir / "report.html", _report_html(self))
     return {"report": str(path)}
 
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vasa_jax import atomic
+
 # Dense (no sparsity) peak FLOP/s per compute dtype and memory bandwidth in bytes/s, from the
 # vendors' datasheets, matched against `device.device_kind` by substring, first match wins. float32
 # on NVIDIA GPUs is the TF32 tensor-core rate: XLA's default matmul precision lets float32 dots use
@@ -204,9 +206,5 @@ def environment() -> dict[str, Any]:
 
 def write_json(path: str | os.PathLike, benchmark: str, rows: list[dict], **extra: Any) -> None:
   """{"benchmark", "environment", "rows", ...} to `path`, atomically."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   payload = {"benchmark": benchmark, "environment": environment(), **extra, "rows": rows}
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(payload, indent=1, default=float) + "\n")
-  os.replace(tmp, path)
+  atomic.write_json(path, payload, indent=1, default=float)

@@ -27,11 +27,11 @@ import io
 import os
 import pathlib
 import pickle
-import tempfile
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.errors import UserError
 
 CACHE_ENV = "VASA_JAX_CACHE"
@@ -159,21 +159,14 @@ def write_safetensors_atomic(flat: Mapping[str, np.ndarray], path: pathlib.Path,
   a reader (or a run that was killed mid-way) sees the whole file or none."""
   import safetensors.numpy
 
+  data = safetensors.numpy.save({k: np.ascontiguousarray(v) for k, v in flat.items()},
+                                metadata=dict(metadata))
   try:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    with atomic.writing(path) as f:
+      f.write(data)
   except OSError as e:
     raise UserError(f"cannot write converted weights to {path.parent}: {e}; fix: set "
                     f"{CACHE_ENV} to a writable folder") from None
-  try:
-    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in flat.items()},
-                                temporary, metadata=dict(metadata))
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-  except BaseException:
-    pathlib.Path(temporary).unlink(missing_ok=True)
-    raise
   return path
 
 

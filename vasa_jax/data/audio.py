@@ -14,8 +14,8 @@ import numpy as np
 
 from vasa_jax.data import video_io
 from vasa_jax.errors import UserError
+from vasa_jax.rates import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 FORMATS = "wav, mp3, m4a, flac, ogg, or a video with sound"
 
 

@@ -20,6 +20,7 @@ import pathlib
 
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 
@@ -49,9 +50,7 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, encod
   if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
     raise UserError(f"{folder} holds features of another encoder or dataset "
                     f"({json.loads(meta_path.read_text())['encoder']}); use another --cache_dir")
-  tmp = meta_path.with_name("meta.json.partial")
-  tmp.write_text(json.dumps(meta, indent=2))
-  os.replace(tmp, meta_path)
+  atomic.write_json(meta_path, meta)
   apply = jax.jit(encoder.apply)
   shards = range(0, len(source), shard_size)
   progress = tqdm(total=len(source), desc=f"audio features {dataset} {split}", unit="clip")
@@ -64,12 +63,10 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, encod
     clips = [source[i] for i in range(start, stop)]
     results = encode_clip_audio(encoder, apply, clips, batch_size, progress)
     ids = [_text(clips[k]["meta"]["clip_id"]) for k in range(len(clips))]
-    # The temporary name must not match features-*.npz: a killed run's leftover is no shard.
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
+    # A killed run leaves no file that features-*.npz matches.
+    with atomic.writing(path) as f:
       np.savez(f, clip_ids=np.array(ids),
                **{f"clip_{k}": encoded for k, encoded in enumerate(results)})
-    os.replace(tmp, path)
   progress.close()
   logging.info("Audio features (%s, dim %d) of %d clips in %s.", encoder.description, encoder.dim,
                len(source), folder)

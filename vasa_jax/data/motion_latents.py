@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 
@@ -227,7 +228,7 @@ def _extract(source, dataset: str, split: str, cache_dir: str, stage1: Stage1 | 
                       "--cache_dir")
   folder.mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0 and not meta_path.exists():
-    _write_atomic(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    atomic.write_json(meta_path, meta)
 
   process_index, process_count = jax.process_index(), jax.process_count()
   num_shards = -(-len(source) // shard_size)
@@ -242,7 +243,8 @@ def _extract(source, dataset: str, split: str, cache_dir: str, stage1: Stage1 | 
       continue
     clips = [source[i] for i in indices]
     arrays = _shard_arrays(clips, stage1, encoder, apply, audio_batch_size, progress)
-    _write_atomic(path, lambda f, arrays=arrays: np.savez(f, **arrays))
+    with atomic.writing(path) as f:  # A killed run leaves no file that shard-*.npz matches.
+      np.savez(f, **arrays)
   progress.close()
   if process_count > 1:
     from jax.experimental import multihost_utils
@@ -325,15 +327,6 @@ def _motion_of_clips(stage1: Stage1, clips: list[dict], progress
   return list(zip(np.split(z_pose, bounds), np.split(z_dyn, bounds)))
 
 
-def _write_atomic(path: pathlib.Path, write) -> None:
-  """Calls `write(file)` on a temporary file that is renamed to `path` when complete."""
-  # The name must not match shard-*.npz: a killed run's leftover is no shard.
-  tmp = path.with_name(path.name + ".partial")
-  with open(tmp, "wb") as f:
-    write(f)
-  os.replace(tmp, path)
-
-
 def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -370,7 +363,8 @@ def compute_stats(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     stats[f"{name}_std"] = np.maximum(np.sqrt(moment.m2 / max(moment.count, 1)),
                                       STD_FLOOR).astype(np.float32)
   if jax.process_index() == 0:
-    _write_atomic(path, lambda f: np.savez(f, **stats))
+    with atomic.writing(path) as f:
+      np.savez(f, **stats)
   return stats
 
 

@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.data import schema, video_io
 from vasa_jax.errors import UserError
 
@@ -425,9 +426,8 @@ def save_clips(path: pathlib.Path, clips: list[dict]) -> None:
     meta["gaze"] = [float(x) for x in meta["gaze"]]
     meta["distance"] = float(meta["distance"])
     arrays[f"{k}/meta"] = np.array(json.dumps(meta))
-  tmp = path.with_name(path.name + ".partial.npz")
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  with atomic.writing(path) as f:
+    np.savez(f, **arrays)
 
 
 def load_clips(path: pathlib.Path) -> Iterator[dict]:
@@ -478,9 +478,7 @@ def _worker(args) -> dict:
   record["clips"] = len(clips)
   record["frames"] = int(sum(c["meta"]["num_frames"] for c in clips))
   done = output / "done" / f"{item.key}.json"
-  tmp = done.with_name(done.name + ".partial")
-  tmp.write_text(json.dumps(record))
-  os.replace(tmp, done)
+  atomic.write_json(done, record, indent=None)
   return record
 
 
@@ -524,9 +522,7 @@ def run(input_dir: str, output_dir: str, options: PrepareOptions, workers: int =
   summary = summarize(output, items)
   summary["this_run"] = {"videos": len(todo), "seconds": round(elapsed, 2),
                          "clip_frames_per_second": round(frames / elapsed, 2) if elapsed else None}
-  tmp = output / "summary.json.partial"
-  tmp.write_text(json.dumps(summary, indent=2))
-  os.replace(tmp, output / "summary.json")
+  atomic.write_json(output / "summary.json", summary)
   return summary
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-FPS = 25
-SAMPLE_RATE = 16000
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+from vasa_jax.rates import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401 (re-exported)
+
 # Per-frame float labels, in this order wherever they are stacked into one array.
 LABEL_NAMES = ("yaw", "pitch", "roll", "tx", "ty", "scale", "distance", "gaze_theta", "gaze_phi",
                "blink", "jaw_open", "lip_width", "lip_round", "brow_raise", "smile")

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from vasa_jax import atomic
+from vasa_jax.rates import FPS, SAMPLE_RATE
+
 # Written into the container's metadata of every video the project makes.
 AI_GENERATED_METADATA = {
     "comment": "AI-generated video (synthetic face animation made with vasa_jax)",
@@ -44,7 +47,7 @@ class VideoWriter:
   """
 
   def __init__(self, path: str | os.PathLike, fps: int, audio: bool = False,
-               sample_rate: int = 16000, metadata: Mapping[str, str] | None = None,
+               sample_rate: int = SAMPLE_RATE, metadata: Mapping[str, str] | None = None,
                crf: int = 18):
     import av
 
@@ -157,7 +160,7 @@ class VideoWriter:
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int,
-                audio: np.ndarray | None = None, sample_rate: int = 16000,
+                audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
                 metadata: Mapping[str, str] | None = None, crf: int = 18) -> pathlib.Path:
   """Writes frames (uint8 [height, width, 3] RGB, even sizes) and optional mono audio to `path`.
 
@@ -181,7 +184,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: int,
   return writer.path
 
 
-def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 16000
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE
               ) -> pathlib.Path:
   """Writes 16-bit PCM audio (float in [-1, 1] or int16; [N] mono or [N, channels]) atomically."""
   import av
@@ -216,9 +219,8 @@ def write_image_grid(rows: list[np.ndarray], path: str | os.PathLike,
   grid = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
   scale = max(1, min_size // rows[0].shape[1])
   grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
-  tmp = path.with_name(path.stem + ".tmp.png")
-  cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-  tmp.replace(path)
+  with atomic.writing(path) as f:
+    f.write(cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))[1].tobytes())
   return path
 
 
@@ -273,7 +275,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     raise MediaError(path, "unreadable", f"{type(e).__name__}: {e}") from e
 
 
-def iter_frames(path: str | os.PathLike, fps: int = 25) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike, fps: int = FPS) -> Iterator[np.ndarray]:
   """Decodes a video at a constant `fps`: frame i is the source frame shown at time i / fps.
 
   Yields uint8 RGB [height, width, 3]. Time 0 is the video stream's first frame. Source frames are
@@ -319,8 +321,8 @@ def video_start_time(path: str | os.PathLike) -> float:
   return 0.0
 
 
-def iter_audio(path: str | os.PathLike, sample_rate: int = 16000,
-               chunk_samples: int = 16000) -> Iterator[np.ndarray]:
+def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
+               chunk_samples: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
   """Decodes the first audio stream as mono float32 chunks of `chunk_samples` (the last one shorter),
   at `sample_rate`: `read_audio` in bounded memory, for audio of any length.
 
@@ -356,7 +358,7 @@ def iter_audio(path: str | os.PathLike, sample_rate: int = 16000,
     yield np.concatenate(pending)
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int = 16000,
+def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                start_time: float | None = None) -> np.ndarray:
   """Decodes the first audio stream to mono float32 [num_samples] at `sample_rate`.
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import math
 import os
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import videos as video_metrics
 from vasa_jax.evaluators.videos import Video
@@ -535,9 +535,7 @@ def plain(value):
 
 
 def write_json(path: pathlib.Path, record: Mapping) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(plain(record), indent=2, allow_nan=False) + "\n")
-  os.replace(tmp, path)
+  atomic.write_json(path, plain(record), allow_nan=False)
 
 
 def add_defaults(config) -> None:

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import pathlib
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import ml_collections
@@ -134,9 +133,7 @@ def run_evaluators(evaluators: list[Scheduled], params: Any, step: int,
   if write_files and scalars:  # Adds to what other evaluators of this step wrote.
     path = out_dir / f"step_{step:07d}.json"
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    write_json_atomic(path, {**earlier, "step": step, **scalars})
+    atomic.write_json(path, {**earlier, "step": step, **scalars})
   return scalars
 
 
-def write_json_atomic(path: pathlib.Path, record: Mapping[str, Any]) -> None:
-  atomic.write_json(path, record)

@@ -25,9 +25,8 @@ from typing import Protocol
 import numpy as np
 
 from vasa_jax.errors import UserError
+from vasa_jax.rates import FPS, SAMPLE_RATE  # noqa: F401 (re-exported)
 
-SAMPLE_RATE = 16000
-FPS = 25.0
 
 # config.evals.<name>.type -> module with a `Metric` class.
 VIDEO_METRICS = {

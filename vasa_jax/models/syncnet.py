@@ -52,12 +52,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.models import layers
+from vasa_jax.rates import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401 (re-exported)
 
 Dtype = Any
 
-SAMPLE_RATE = 16000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 WINDOW_FRAMES = 5  # Video frames per window.
 MFCC_PER_FRAME = 4  # 10 ms MFCC steps per 40 ms video frame.
 MFCC_WINDOW = WINDOW_FRAMES * MFCC_PER_FRAME  # 20 steps: the same 0.2 s as the video window.

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.data import motion_latents, pipelines, schema
 from vasa_jax.errors import UserError
 from vasa_jax.models import capp as capp_model
@@ -304,8 +305,6 @@ def make_task(config: ml_collections.ConfigDict) -> CappTask:
 def write_run_files(task: CappTask, workdir: str | os.PathLike) -> None:
   """Stores what scoring needs besides the checkpoint: `capp_stats.npz` (the audio normalisation)
   and `capp_source.json` (the audio encoder's settings and description, the training data)."""
-  from vasa_jax import evaluators
-
   stats = task.stats  # Extracts the training cache first if needed (all processes).
   if jax.process_index() != 0:
     return
@@ -313,13 +312,10 @@ def write_run_files(task: CappTask, workdir: str | os.PathLike) -> None:
   config_path = workdir / "config.json"
   if config_path.is_file() and json.loads(config_path.read_text()).get("task") != TASK_NAME:
     return  # Not a CAPP run: common.train refuses it with the reason.
-  workdir.mkdir(parents=True, exist_ok=True)
-  tmp = workdir / (RUN_STATS + ".partial")
-  with open(tmp, "wb") as f:
+  with atomic.writing(workdir / RUN_STATS) as f:
     np.savez(f, **stats)
-  os.replace(tmp, workdir / RUN_STATS)
   meta = motion_latents.MotionLatentSource(task.train_folder).meta
-  evaluators.write_json_atomic(workdir / RUN_SOURCE, {
+  atomic.write_json(workdir / RUN_SOURCE, {
       "audio": dict(task.config.audio), "audio_encoder": meta["audio"],
       "dataset": meta["dataset"], "train_clips": meta["clips"]})
 
@@ -349,10 +345,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   if jax.process_index() == 0:
     report = held_out_report(task, jax.device_get(params))
     report["step"] = result.final_step
-    path = result.workdir / EVAL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = atomic.write_json(result.workdir / EVAL_FILE, report)
     logging.info("CAPP on %s (%d clips, %d windows): paired score %.3f (unpaired %.3f), retrieval "
                  "%.3f / %.3f (chance %.3f); shifts %s; scales %s; written to %s",
                  report["split"], report["clips"], report["windows"], report["paired_score"],

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax.data import motion_latents, schema
 from vasa_jax.diffusion import guidance, schedules
 from vasa_jax.errors import UserError
@@ -334,8 +335,6 @@ def write_run_files(task: MotionTask, workdir: str | os.PathLike) -> None:
   stands alone: `motion_stats.npz` (the training cache's normalisation) and `motion_source.json`
   (the stage-1 checkpoint its latents came from, by absolute path and step, and the audio encoder).
   """
-  from vasa_jax import evaluators
-
   stats = task.stats  # Extracts the training cache first if needed (all processes).
   if jax.process_index() != 0:
     return
@@ -343,13 +342,10 @@ def write_run_files(task: MotionTask, workdir: str | os.PathLike) -> None:
   config_path = workdir / "config.json"
   if config_path.is_file() and json.loads(config_path.read_text()).get("task") != TASK_NAME:
     return  # Not a stage-2 run: common.train refuses it with the reason.
-  workdir.mkdir(parents=True, exist_ok=True)
   meta = motion_latents.MotionLatentSource(task.train_folder).meta
-  tmp = workdir / (RUN_STATS + ".partial")
-  with open(tmp, "wb") as f:
+  with atomic.writing(workdir / RUN_STATS) as f:
     np.savez(f, **{k: v for k, v in stats.items() if k.startswith(("motion_", "audio_"))})
-  os.replace(tmp, workdir / RUN_STATS)
-  evaluators.write_json_atomic(workdir / RUN_SOURCE, {
+  atomic.write_json(workdir / RUN_SOURCE, {
       "motion": task.motion_kind, "stage1": meta["stage1"], "audio": dict(task.config.audio),
       "audio_encoder": meta["audio"]})
 

@@ -36,7 +36,6 @@ are and with their audio delayed by `config.eval.shift` frames.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import pathlib
@@ -48,6 +47,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax import configs
 from vasa_jax.data import pipelines
 from vasa_jax.errors import UserError
@@ -435,10 +435,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
       shift = int(evaluation.get("shift", 5))
       expert = Expert(task, params, result.final_step, result.workdir)
       report.update(num_videos=len(videos), **sync_report(expert, videos, shift))
-    path = result.workdir / EVAL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = atomic.write_json(result.workdir / EVAL_FILE, report)
     logging.info("Sync expert on %d %s windows: sync accuracy %.3f (chance %.3f), within one "
                  "frame %.3f, pair accuracy %.3f; written to %s", num_examples, split,
                  report["sync_accuracy"], report["chance_sync_accuracy"], report["within_one"],

@@ -23,7 +23,6 @@ rotates frames, since that would change the pose the labels describe.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import pathlib
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vasa_jax import atomic
 from vasa_jax import configs
 from vasa_jax.data import pipelines, schema
 from vasa_jax.errors import UserError
@@ -404,10 +404,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult
     mean_mae = _per_label(np.mean(np.abs(labels - LABEL_MEAN), axis=0))
     report = {"step": result.final_step, "split": split, "num_examples": num_examples,
               "labels": list(PROBE_LABELS), "mae": mae, "mean_predictor_mae": mean_mae}
-    path = result.workdir / EVAL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = atomic.write_json(result.workdir / EVAL_FILE, report)
     logging.info("Probe MAE on %d %s frames (held-out identities), against predicting the mean: "
                  "%s; written to %s", num_examples, split,
                  ", ".join(f"{k} {v:.4f} ({mean_mae[k]:.4f})" for k, v in mae.items()), path)

@@ -16,9 +16,9 @@ import numpy as np
 
 from vasa_jax.data import schema
 from vasa_jax.data.synthtalk import motion, render, sentences, speech
+from vasa_jax.rates import FPS
 
 SPLITS = ("train", "validation", "test")
-FPS = schema.FPS
 SAMPLES_PER_FRAME = schema.SAMPLES_PER_FRAME
 LANDMARK_NAMES = schema.LANDMARK_NAMES
 _SPLIT_STREAM = {"train": 0, "validation": 1, "test": 2}

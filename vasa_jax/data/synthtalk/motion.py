@@ -15,8 +15,8 @@ import numpy as np
 
 from vasa_jax.data import schema
 from vasa_jax.data.synthtalk import visemes
+from vasa_jax.rates import FPS
 
-FPS = schema.FPS
 EMOTIONS = schema.EMOTIONS
 # Emotion -> (brow_raise, smile, jaw_open) offsets added to the speech-driven face.
 EMOTION_OFFSETS = {

@@ -56,8 +56,8 @@ import numpy as np
 import scipy.signal
 
 from vasa_jax.errors import UserError
+from vasa_jax.rates import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 ESPEAK_SAMPLE_RATE = 22050
 # Words per minute. From 450 espeak-ng time-compresses its output afterwards, which the event
 # positions do not follow; 400 keeps clear of it.

@@ -54,8 +54,7 @@ from typing import Protocol
 import numpy as np
 
 from vasa_jax.errors import UserError
-
-FPS = 25
+from vasa_jax.rates import FPS
 
 VISEMES: tuple[str, ...] = ("silence", "PP", "FF", "TH", "DD", "KK", "CH", "SS", "NN", "RR", "aa",
                             "E", "I", "O", "U", "schwa")

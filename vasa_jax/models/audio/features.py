@@ -24,10 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.errors import UserError
+from vasa_jax.rates import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401 (re-exported)
 
-SAMPLE_RATE = 16000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 
 
 def num_video_frames(num_samples: int) -> int:
