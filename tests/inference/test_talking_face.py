@@ -233,6 +233,21 @@ def test_edit_drives_the_photo_with_a_video(face_latent_tiny_workdir, inputs, tm
   assert np.abs(moved - kept).mean() > 0  # The video's pose moved the head in one only.
 
 
+BAD_PHOTOS = ("no_face", "two_faces")
+
+
+def bad_photo(case, tmp_path):
+  """A photo `vasa generate` must refuse: no face (a coffee cup) or two faces."""
+  if case == "no_face":
+    photo = tmp_path / "coffee.png"
+    cv2.imwrite(str(photo), skimage_data.coffee())
+  else:
+    face = cv2.resize(skimage_data.astronaut(), (256, 256))
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), np.concatenate([face, face[:, ::-1]], axis=1))
+  return photo
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing_photo", "not found"),
     ("no_face", "no face"),
@@ -253,13 +268,8 @@ def test_bad_inputs_fail_with_one_clear_line(case, message, motion_run, face_lat
   extra = []
   if case == "missing_photo":
     photo = tmp_path / "nobody.jpg"
-  elif case == "no_face":
-    photo = tmp_path / "coffee.png"
-    cv2.imwrite(str(photo), skimage_data.coffee())
-  elif case == "two_faces":
-    face = cv2.resize(skimage_data.astronaut(), (256, 256))
-    photo = tmp_path / "two.png"
-    cv2.imwrite(str(photo), np.concatenate([face, face[:, ::-1]], axis=1))
+  elif case in BAD_PHOTOS:
+    photo = bad_photo(case, tmp_path)
   elif case == "missing_audio":
     audio = tmp_path / "nothing.wav"
   elif case == "silent_audio":
@@ -297,13 +307,8 @@ def test_the_photo_and_the_speech_are_checked_before_any_model_loads(case, messa
 
   monkeypatch.setattr(tf, "load_generator", load_generator)
   photo, audio = inputs["photo"], inputs["speech"]
-  if case == "no_face":
-    photo = tmp_path / "coffee.png"
-    cv2.imwrite(str(photo), skimage_data.coffee())
-  elif case == "two_faces":
-    face = cv2.resize(skimage_data.astronaut(), (256, 256))
-    photo = tmp_path / "two.png"
-    cv2.imwrite(str(photo), np.concatenate([face, face[:, ::-1]], axis=1))
+  if case in BAD_PHOTOS:
+    photo = bad_photo(case, tmp_path)
   else:
     audio = write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
   # Not a run at all: only a load would find that out.
