@@ -162,8 +162,9 @@ class Portrait:
     return dataclasses.replace(self, crop=faces.crop(self.image, self.box, int(resolution)))
 
 
-def find_portrait(image: np.ndarray, resolution: int | None, analyzer: faces.FaceAnalyzer | None = None,
-                  face_index: int | None = None, name: str = "the photo") -> Portrait:
+def find_portrait(image: np.ndarray, resolution: int | None,
+                  analyzer: faces.FaceAnalyzer | None = None, face_index: int | None = None,
+                  name: str = "the photo") -> Portrait:
   """Finds the face to animate and crops it as the training data was cropped.
 
   Faces are numbered left to right by the x of their detector box's centre. The crop box comes
