@@ -70,6 +70,7 @@ def test_latents_and_features_equal_the_models_clip_by_clip(synthtalk_tiny_dir,
   clip, item = dataset[4], cache[4]
   z_pose, z_dyn = task.model.apply({"params": trained.params["generator"]},
                                    to_signed(decode_frames(clip["frames"])),
+                                   np.asarray(clip["landmarks"], np.float32),
                                    method=task.model.encode_motion)
   np.testing.assert_allclose(item["motion"][:, :7], z_pose, atol=1e-5)
   np.testing.assert_allclose(item["motion"][:, 7:], z_dyn, atol=1e-5)

@@ -150,9 +150,9 @@ def test_reenactment_grid_layout(synthtalk_tiny_dir, tmp_path):
 
 def test_pick_frames_prefers_new_identities(synthtalk_tiny_dir):
   source = pipelines.open_split(synthtalk_tiny_dir, "synthtalk/tiny", "validation")
-  frames, names = reenactment.pick_frames(source, 2, 64)
+  frames, _, names = reenactment.pick_frames(source, 2, 64)
   assert frames.shape == (2, 64, 64, 3) and len(set(names)) == 2
-  _, others = reenactment.pick_frames(source, 3, 64, exclude=frozenset(names[:1]))
+  _, _, others = reenactment.pick_frames(source, 3, 64, exclude=frozenset(names[:1]))
   assert others[0] != names[0]
 
 

@@ -11,7 +11,7 @@ from tests.conftest import FACE_LATENT_STEPS
 from tests.helpers import EXPERIMENTS
 from vasa_jax import configs, main
 from vasa_jax.errors import UserError
-from vasa_jax.trainers import common, face_latent
+from vasa_jax.trainers import face_latent
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def test_short_training_lowers_held_out_error(face_latent_tiny_run, capsys):
   for name in ("l1", "pose", "consistency", "contrastive", "adversarial", "feature_matching",
                "discriminator_loss", "psnr"):
     assert np.isfinite(metrics[name]), name
-  # The curriculum: reconstruction and pose alone before step 20, every loss after.
+  # The curriculum: reconstruction and pose alone before FACE_LATENT_LATE_START, every loss after.
   logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   early = next(r for r in logged if r["step"] == 10)
   assert "l1" in early and "pose" in early and "adversarial" not in early

@@ -28,7 +28,8 @@ def _batch(size=64, batch=2):
           "driving": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
           "other": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
           "source_labels": labels, "driving_labels": labels,
-          "driving_landmarks": np.full((batch, len(schema.LANDMARK_NAMES), 2), 0.5, np.float32)}
+          **{f"{k}_landmarks": np.full((batch, len(schema.LANDMARK_NAMES), 2), 0.5, np.float32)
+             for k in ("source", "driving", "other")}}
 
 
 def _metric_names(task, phase):

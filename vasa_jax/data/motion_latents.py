@@ -86,10 +86,12 @@ class Stage1:
                                                              common.replicated(mesh)))
     model = self.task.model
 
-    def encode(generator, images):
-      return model.apply({"params": generator}, to_signed(images), method=model.encode_motion)
+    def encode(generator, images, landmarks):
+      return model.apply({"params": generator}, to_signed(images), landmarks,
+                         method=model.encode_motion)
 
-    self._encode = jax.jit(encode, in_shardings=(common.replicated(mesh), self._batch_sharding))
+    self._encode = jax.jit(encode, in_shardings=(common.replicated(mesh), self._batch_sharding,
+                                                 self._batch_sharding))
 
   @property
   def tag(self) -> str:
@@ -100,11 +102,14 @@ class Stage1:
     return {"workdir": self.workdir, "step": self.step, "variant": self.variant,
             "image_size": self.image_size, "pose_dim": self.pose_dim, "dyn_dim": self.dyn_dim}
 
-  def encode_motion(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  def encode_motion(self, images: np.ndarray, landmarks: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Motion latents of frames.
 
     Args:
       images: uint8 [N, image_size, image_size, 3], any N.
+      landmarks: float32 [N, len(LANDMARK_NAMES), 2] ((x, y) / size; NaN where unknown), where
+        the dynamics encoder cuts its face crop; None: the canonical crop's positions.
 
     Returns:
       (z_pose float32 [N, pose_dim], z_dyn float32 [N, dyn_dim]).
@@ -116,14 +121,23 @@ class Stage1:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != frame_shape:
       raise ValueError(f"encode_motion takes uint8 [N, {self.image_size}, {self.image_size}, 3]; "
                        f"got {images.dtype} {list(images.shape)}")
+    if landmarks is None:
+      landmarks = np.full((len(images), len(schema.LANDMARK_NAMES), 2), np.nan, np.float32)
+    landmarks = np.asarray(landmarks, np.float32)
+    if landmarks.shape != (len(images), len(schema.LANDMARK_NAMES), 2):
+      raise ValueError(f"encode_motion's landmarks are [N, {len(schema.LANDMARK_NAMES)}, 2] for "
+                       f"N = {len(images)} frames; got {list(landmarks.shape)}")
     encoded = []
     for start in range(0, len(images), self.batch_size):
       chunk = images[start:start + self.batch_size]
       # One batch shape for every call, so it compiles once: the last chunk is filled up with black.
       batch = np.zeros((self.batch_size,) + frame_shape, np.uint8)
       batch[:len(chunk)] = chunk
+      batch_landmarks = np.full((self.batch_size,) + landmarks.shape[1:], np.nan, np.float32)
+      batch_landmarks[:len(chunk)] = landmarks[start:start + self.batch_size]
       latents = self._encode(self.params["generator"],
-                             jax.device_put(batch, self._batch_sharding))
+                             jax.device_put(batch, self._batch_sharding),
+                             jax.device_put(batch_landmarks, self._batch_sharding))
       encoded.append((len(chunk), latents))  # Fetched below: the next batch is queued meanwhile.
     z_pose = [np.asarray(pose, np.float32)[:n] for n, (pose, _) in encoded]
     z_dyn = [np.asarray(dyn, np.float32)[:n] for n, (_, dyn) in encoded]
@@ -298,12 +312,12 @@ def _motion_of_clips(stage1: Stage1, clips: list[dict], progress
   from vasa_jax.data.synthtalk.clip import decode_frames
 
   size = stage1.image_size
-  pending: list[np.ndarray] = []
+  pending: list[tuple[np.ndarray, np.ndarray]] = []
   pending_count = 0
   poses, dyns = [], []
 
-  def encode(frames):
-    z_pose, z_dyn = stage1.encode_motion(frames)
+  def encode(frames, landmarks):
+    z_pose, z_dyn = stage1.encode_motion(frames, landmarks)
     poses.append(z_pose)
     dyns.append(z_dyn)
 
@@ -311,16 +325,17 @@ def _motion_of_clips(stage1: Stage1, clips: list[dict], progress
     frames = decode_frames(clip["frames"])
     if frames.shape[1:3] != (size, size):
       frames = np.stack([pipelines._resize(frame, size) for frame in frames])  # INTER_AREA.
-    pending.append(frames)
+    landmarks = np.stack([pipelines.landmarks_at(clip, t) for t in range(len(frames))])
+    pending.append((frames, landmarks))
     pending_count += len(frames)
     if pending_count >= stage1.batch_size:
-      frames = np.concatenate(pending)
+      frames, landmarks = (np.concatenate(parts) for parts in zip(*pending))
       full = len(frames) // stage1.batch_size * stage1.batch_size
-      encode(frames[:full])
-      pending, pending_count = [frames[full:]], len(frames) - full
+      encode(frames[:full], landmarks[:full])
+      pending, pending_count = [(frames[full:], landmarks[full:])], len(frames) - full
     progress.update(1)
   if pending_count:
-    encode(np.concatenate(pending))
+    encode(*(np.concatenate(parts) for parts in zip(*pending)))
   z_pose = np.concatenate(poses) if poses else np.zeros((0, stage1.pose_dim), np.float32)
   z_dyn = np.concatenate(dyns) if dyns else np.zeros((0, stage1.dyn_dim), np.float32)
   bounds = np.cumsum([len(clip["frames"]) for clip in clips])[:-1]

@@ -142,7 +142,8 @@ class FaceFrameTriplets:
   horizontal angle change sign; the eyes swap): a mirrored face is another plausible identity,
   which the pose and motion encoders must generalise to. Output, per example: "source", "driving",
   "other" uint8 [size, size, 3]; "source_labels", "driving_labels" float32 [len(LABEL_NAMES)];
-  "driving_landmarks" float32 [len(LANDMARK_NAMES), 2] ((x, y) / size, NaN where unknown).
+  "source_landmarks", "driving_landmarks", "other_landmarks" float32 [len(LANDMARK_NAMES), 2]
+  ((x, y) / size, NaN where unknown).
   The clips of each identity are indexed on first use (one pass over the split's records).
   """
 
@@ -165,13 +166,14 @@ class FaceFrameTriplets:
     source = decode_frames(clip["frames"], [source_t])[0]
     driving = decode_frames(driving_clip["frames"], [driving_t])[0]
     other_clip = self._other_identity(clip, rng)
-    other = decode_frames(other_clip["frames"], [rng.integers(len(other_clip["frames"]))])[0]
+    other_t = int(rng.integers(len(other_clip["frames"])))
+    other = decode_frames(other_clip["frames"], [other_t])[0]
     labels = schema.stack_labels(clip["labels"])
     driving_labels = schema.stack_labels(driving_clip["labels"])
-    landmarks = np.asarray(driving_clip["landmarks"], np.float32)
     source_labels, driving_labels = labels[source_t], driving_labels[driving_t]
-    driving_landmarks = (landmarks[driving_t] if len(landmarks) > driving_t else
-                         np.full((len(schema.LANDMARK_NAMES), 2), np.nan, np.float32))
+    source_landmarks, driving_landmarks, other_landmarks = (
+        landmarks_at(c, t) for c, t in ((clip, source_t), (driving_clip, driving_t),
+                                         (other_clip, other_t)))
     if self.augment:
       jitter = _colour_jitter(rng)
       source, driving = jitter(source), jitter(driving)
@@ -179,12 +181,14 @@ class FaceFrameTriplets:
       if self.flip > 0 and rng.random() < self.flip:
         source, driving, other = (np.ascontiguousarray(x[:, ::-1]) for x in (source, driving, other))
         source_labels, driving_labels = mirror_labels(source_labels), mirror_labels(driving_labels)
-        driving_landmarks = mirror_landmarks(driving_landmarks)
+        source_landmarks, driving_landmarks, other_landmarks = (
+            mirror_landmarks(x) for x in (source_landmarks, driving_landmarks, other_landmarks))
     return {"source": _resize(source, self.image_size),
             "driving": _resize(driving, self.image_size),
             "other": _resize(other, self.image_size),
             "source_labels": source_labels, "driving_labels": driving_labels,
-            "driving_landmarks": driving_landmarks}
+            "source_landmarks": source_landmarks, "driving_landmarks": driving_landmarks,
+            "other_landmarks": other_landmarks}
 
   def _same_identity(self, clip: dict, rng: np.random.Generator) -> dict:
     """Another clip of `clip`'s identity, or `clip` itself when it has no other."""
@@ -222,6 +226,14 @@ def mirror_labels(labels: np.ndarray) -> np.ndarray:
   labels = np.array(labels, np.float32)
   labels[..., _MIRRORED_LABELS] *= -1.0
   return labels
+
+
+def landmarks_at(clip: dict, t: int) -> np.ndarray:
+  """Frame `t`'s landmarks `[len(LANDMARK_NAMES), 2]` of a clip; NaN where the clip has none."""
+  landmarks = np.asarray(clip["landmarks"], np.float32)
+  if len(landmarks) > t:
+    return landmarks[t]
+  return np.full((len(schema.LANDMARK_NAMES), 2), np.nan, np.float32)
 
 
 def mirror_landmarks(landmarks: np.ndarray) -> np.ndarray:

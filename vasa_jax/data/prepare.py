@@ -286,6 +286,17 @@ def named_landmarks(points: np.ndarray, iris: np.ndarray | None) -> dict[str, np
   return named
 
 
+def landmarks_in_box(points: np.ndarray, iris: np.ndarray | None, box: np.ndarray
+                     ) -> np.ndarray:
+  """The schema's 6 landmarks (`named_landmarks`) in the square crop `box` (cx, cy, size pixels):
+  float32 [len(LANDMARK_NAMES), 2], (x, y) / size from the crop's top-left corner."""
+  cx, cy, size = (float(v) for v in np.asarray(box).reshape(3))
+  named = named_landmarks(points, iris)
+  corner = np.array([cx - size / 2, cy - size / 2])
+  return ((np.stack([named[name] for name in schema.LANDMARK_NAMES]) - corner) / size
+          ).astype(np.float32)
+
+
 def track_labels(observations: Sequence[FrameObservation], boxes: np.ndarray,
                  frame_size: tuple[int, int]) -> dict:
   """Per-frame labels of one track (schema.LABEL_NAMES) and the 6 landmarks in crop coordinates.
@@ -315,9 +326,7 @@ def track_labels(observations: Sequence[FrameObservation], boxes: np.ndarray,
     labels["gaze_theta"][t], labels["gaze_phi"][t] = gaze
     labels["jaw_open"][t] = faces.mouth_opening(points)
     openness[t] = faces.eye_openness(points)
-    named = named_landmarks(points, obs.iris)
-    corner = np.array([cx - size / 2, cy - size / 2])
-    landmarks[t] = (np.stack([named[name] for name in schema.LANDMARK_NAMES]) - corner) / size
+    landmarks[t] = landmarks_in_box(points, obs.iris, box)
   labels["distance"] = 1.0 / labels["scale"]
   # Blink: the lid gap against this person's open-eye gap in the clip.
   open_level = np.percentile(openness, 90) if count else 1.0

@@ -91,7 +91,8 @@ def _clip_video(clip: Mapping[str, Any], image_size: int, name: str) -> Video:
       gaze=tuple(gaze) if np.all(np.isfinite(gaze)) else None,
       distance=distance if math.isfinite(distance) else None,
       labels={k: np.asarray(clip["labels"][k], np.float32) for k in schema.LABEL_NAMES},
-      emotion=int(meta["emotion"]))
+      emotion=int(meta["emotion"]),
+      landmarks=np.asarray(clip["landmarks"], np.float32) if len(clip["landmarks"]) else None)
 
 
 def _text(value) -> str:
@@ -135,8 +136,9 @@ def _cut(video: Video, seconds: float) -> Video:
     return video
   samples = int(round(frames / video.fps * video_metrics.SAMPLE_RATE))
   labels = None if video.labels is None else {k: v[:frames] for k, v in video.labels.items()}
+  landmarks = None if video.landmarks is None else video.landmarks[:frames]
   return dataclasses.replace(video, frames=video.frames[:frames], audio=video.audio[:samples],
-                             labels=labels)
+                             labels=labels, landmarks=landmarks)
 
 
 def _long_form(source, image_size: int, seconds: float, keep) -> list[Video]:
@@ -163,9 +165,11 @@ def _long_form(source, image_size: int, seconds: float, keep) -> list[Video]:
     per_frame = int(round(video_metrics.SAMPLE_RATE / parts[0].fps))
     audio = np.concatenate([np.pad(p.audio, (0, max(0, p.num_frames * per_frame - len(p.audio))))
                             [:p.num_frames * per_frame] for p in parts])
+    landmarks = (np.concatenate([p.landmarks for p in parts])
+                 if all(p.landmarks is not None for p in parts) else None)
     videos.append(keep(dataclasses.replace(
         parts[0], name=name, clip=name, frames=np.concatenate([p.frames for p in parts]),
-        audio=audio, labels=labels)))
+        audio=audio, labels=labels, landmarks=landmarks)))
   return videos
 
 
@@ -193,7 +197,7 @@ def folder_videos(folder: str | os.PathLike, image_size: int, max_seconds: float
   out, skipped = [], {}
   for path in paths:
     try:
-      boxes = editing.track_boxes(path, analyzer)
+      boxes, landmarks = editing.track_face(path, analyzer)
       frames = np.stack([faces.crop(frame, box, image_size) for frame, box in
                          zip(video_io.iter_frames(path), boxes)])
       audio = video_io.read_audio(path, start_time=video_io.video_start_time(path))
@@ -203,7 +207,7 @@ def folder_videos(folder: str | os.PathLike, image_size: int, max_seconds: float
       continue
     name = str(path.relative_to(folder).with_suffix(""))
     frames = spill(frames, spill_to, f"{folder.name}_{name}")
-    video = Video(name=name, frames=frames, audio=audio)
+    video = Video(name=name, frames=frames, audio=audio, landmarks=landmarks)
     out.append(_cut(video, max_seconds) if max_seconds > 0 else video)
   if not out:
     raise UserError(f"no video of {folder} could be read: {skipped}")
@@ -259,7 +263,8 @@ def generate(generator, reals: Sequence[Video], samples: int, seed: int,
     portrait = portrait_lib.Portrait(image=crop, box=np.array([size / 2, size / 2, size],
                                                               np.float32),
                                      crop=crop, face_index=0, num_faces=1)
-    subject = Subject(portrait, generator.face.encode(crop), real.name)
+    landmarks = None if real.landmarks is None else real.landmarks[0]
+    subject = Subject(portrait, generator.face.encode(crop, landmarks), real.name)
     controls = Controls(gaze=real.gaze, distance=real.distance, emotion=real.emotion)
     for k in range(samples):
       frames = np.concatenate(list(generator.generate(subject, real.audio, controls,

@@ -44,10 +44,11 @@ class Evaluator:
     self.examples = task.eval_examples(split, num_examples, seed)
     self.batch_size = batch_size
 
-    def cosines(params, network_variables, source, driving, other):
+    def cosines(params, network_variables, source, driving, other, source_landmarks,
+                driving_landmarks, other_landmarks):
       source, driving = to_signed(source), to_signed(driving)
-      output = task.reenact(params, source, driving)
-      crossed = task.reenact(params, source, to_signed(other))
+      output = task.reenact(params, source, driving, source_landmarks, driving_landmarks)
+      crossed = task.reenact(params, source, to_signed(other), source_landmarks, other_landmarks)
       # One ArcFace pass over all four sets of faces.
       embeddings = embed(network_variables,
                          jnp.concatenate([output, driving, source, crossed]).astype(jnp.float32))
@@ -59,10 +60,11 @@ class Evaluator:
     self._cosines = jax.jit(cosines)
 
   def run(self, params) -> EvalResult:
-    source, driving, other = (self.examples[k] for k in ("source", "driving", "other"))
+    names = ("source", "driving", "other", "source_landmarks", "driving_landmarks",
+             "other_landmarks")
     b = self.batch_size
-    parts = [jax.device_get(self._cosines(params, self._network_variables, source[i:i + b],
-                                          driving[i:i + b], other[i:i + b]))
-             for i in range(0, len(source), b)]
+    parts = [jax.device_get(self._cosines(params, self._network_variables,
+                                          *(self.examples[k][i:i + b] for k in names)))
+             for i in range(0, len(self.examples["source"]), b)]
     return EvalResult({name: float(np.mean(np.concatenate([p[name] for p in parts])))
                        for name in parts[0]})

@@ -26,23 +26,25 @@ READOUTS = (("dyn", "jaw_open"), ("dyn", "blink"), ("dyn", "lip_width"), ("dyn",
 
 
 def frames_and_labels(source, image_size: int, stride: int, max_frames: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-  """uint8 frames [N, S, S, 3] and float32 labels [N, len(LABEL_NAMES)] of every `stride`-th frame
-  of each clip of `source`, in clip order, at most `max_frames`."""
-  from vasa_jax.data.pipelines import _resize
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """uint8 frames [N, S, S, 3], float32 labels [N, len(LABEL_NAMES)] and float32 landmarks
+  [N, len(LANDMARK_NAMES), 2] (NaN where unknown) of every `stride`-th frame of each clip of
+  `source`, in clip order, at most `max_frames`."""
+  from vasa_jax.data.pipelines import landmarks_at, _resize
   from vasa_jax.data.synthtalk.clip import decode_frames
 
-  frames, labels = [], []
+  frames, labels, landmarks = [], [], []
   count = 0
   for index in range(len(source)):
     clip = source[index]
     chosen = list(range(0, len(clip["frames"]), stride))[:max_frames - count]
     frames.extend(_resize(f, image_size) for f in decode_frames(clip["frames"], chosen))
     labels.append(schema.stack_labels(clip["labels"])[chosen])
+    landmarks.extend(landmarks_at(clip, t) for t in chosen)
     count += len(chosen)
     if count >= max_frames:
       break
-  return np.stack(frames), np.concatenate(labels).astype(np.float32)
+  return np.stack(frames), np.concatenate(labels).astype(np.float32), np.stack(landmarks)
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, ...]:
@@ -79,27 +81,31 @@ class Evaluator:
     self.heldout = frames_and_labels(task.open_split(split), task.image_size, stride, max_frames)
     model = task.model
 
-    def encode(params, images):
-      return model.apply({"params": params["generator"]}, to_signed(images),
+    def encode(params, images, landmarks):
+      return model.apply({"params": params["generator"]}, to_signed(images), landmarks,
                          method=model.encode_motion)
 
     self._encode = jax.jit(encode)
 
-  def codes(self, params, frames: np.ndarray) -> dict[str, np.ndarray]:
+  def codes(self, params, frames: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
     poses, dyns = [], []
     for start in range(0, len(frames), self.batch_size):
       chunk = frames[start:start + self.batch_size]
       padded = np.zeros((self.batch_size,) + chunk.shape[1:], chunk.dtype)
       padded[:len(chunk)] = chunk
-      z_pose, z_dyn = jax.device_get(self._encode(params, padded))
+      padded_landmarks = np.full((self.batch_size,) + landmarks.shape[1:], np.nan, np.float32)
+      padded_landmarks[:len(chunk)] = landmarks[start:start + self.batch_size]
+      z_pose, z_dyn = jax.device_get(self._encode(params, padded, padded_landmarks))
       poses.append(np.asarray(z_pose)[:len(chunk)])
       dyns.append(np.asarray(z_dyn)[:len(chunk)])
     return {"pose": np.concatenate(poses)[:, :warping.POSE_DIM],
             "dyn": np.concatenate(dyns)}
 
   def run(self, params) -> EvalResult:
-    train_codes, train_labels = self.codes(params, self.train[0]), self.train[1]
-    test_codes, test_labels = self.codes(params, self.heldout[0]), self.heldout[1]
+    (train_frames, train_labels, train_landmarks), (test_frames, test_labels, test_landmarks) = (
+        self.train, self.heldout)
+    train_codes = self.codes(params, train_frames, train_landmarks)
+    test_codes = self.codes(params, test_frames, test_landmarks)
     scalars = {}
     for code, label in READOUTS:
       column = schema.LABEL_NAMES.index(label)

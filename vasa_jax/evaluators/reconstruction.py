@@ -60,8 +60,9 @@ class Evaluator:
 
     rows, cols = region_slices(task.image_size)["mouth"]
 
-    def scores(params, lpips_variables, source, driving):
-      pred_signed = task.reenact(params, to_signed(source), to_signed(driving))
+    def scores(params, lpips_variables, source, driving, source_landmarks, driving_landmarks):
+      pred_signed = task.reenact(params, to_signed(source), to_signed(driving), source_landmarks,
+                                 driving_landmarks)
       target_signed = to_signed(driving)
       pred, target = to_unit(pred_signed), to_unit(target_signed)
       copy = to_unit(to_signed(source))
@@ -78,11 +79,11 @@ class Evaluator:
     self._scores = jax.jit(scores)
 
   def run(self, params) -> EvalResult:
-    source, driving = self.examples["source"], self.examples["driving"]
+    names = ("source", "driving", "source_landmarks", "driving_landmarks")
+    b = self.batch_size
     parts = [jax.device_get(self._scores(params, self._lpips_variables,
-                                         source[i:i + self.batch_size],
-                                         driving[i:i + self.batch_size]))
-             for i in range(0, len(source), self.batch_size)]
+                                         *(self.examples[k][i:i + b] for k in names)))
+             for i in range(0, len(self.examples["source"]), b)]
     scalars = {name: float(np.mean(np.concatenate([p[name] for p in parts])))
                for name in parts[0]}
     scalars["psnr_gain_db"] = scalars["psnr"] - scalars["copy_source_psnr"]

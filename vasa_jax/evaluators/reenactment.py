@@ -20,8 +20,9 @@ def pick_frames(source, count: int, image_size: int, position: float = 0.0,
                 exclude: frozenset[str] = frozenset()) -> tuple[np.ndarray, list[str]]:
   """Frames at `position` of their clips (0 = first, 0.5 = middle) of up to `count` clips of a data
   source: one clip per identity first, identities in `exclude` last. Returns uint8 frames
-  [n, image_size, image_size, 3] and their identities."""
-  from vasa_jax.data.pipelines import _resize
+  [n, image_size, image_size, 3], their landmarks float32 [n, len(LANDMARK_NAMES), 2] (NaN where
+  unknown) and their identities."""
+  from vasa_jax.data.pipelines import landmarks_at, _resize
   from vasa_jax.data.synthtalk.clip import decode_frames
 
   first, later, seen = [], [], set()
@@ -32,35 +33,39 @@ def pick_frames(source, count: int, image_size: int, position: float = 0.0,
     else:
       first.append(index)
       seen.add(identity)
-  frames, identities = [], []
+  frames, landmarks, identities = [], [], []
   for index in (first + later)[:count]:
     clip = source[index]
     t = int(position * (len(clip["frames"]) - 1))
     frames.append(_resize(decode_frames(clip["frames"], [t])[0], image_size))
+    landmarks.append(landmarks_at(clip, t))
     identities.append(clip["meta"]["identity"])
   if not frames:
     raise UserError("the evaluation split is empty: the reenactment grid has nothing to show")
-  return np.stack(frames), identities
+  return np.stack(frames), np.stack(landmarks), identities
 
 
 class Evaluator:
   def __init__(self, task, split: str = "validation", identities: int = 4, driving: int = 6):
     source = task.open_split(split)
-    self.sources, names = pick_frames(source, identities, task.image_size)
-    self.sources = self.sources[:len(set(names))]  # One row per identity.
-    self.driving, _ = pick_frames(source, driving, task.image_size, position=0.5,
-                                  exclude=frozenset(names))
+    self.sources, self.source_landmarks, names = pick_frames(source, identities, task.image_size)
+    rows = len(set(names))  # One row per identity.
+    self.sources, self.source_landmarks = self.sources[:rows], self.source_landmarks[:rows]
+    self.driving, self.driving_landmarks, _ = pick_frames(
+        source, driving, task.image_size, position=0.5, exclude=frozenset(names))
 
-    def cells(params, sources, driving):
+    def cells(params, sources, driving, source_landmarks, driving_landmarks):
       s = np.repeat(np.arange(len(sources)), len(driving))
       d = np.tile(np.arange(len(driving)), len(sources))
-      return to_unit(task.reenact(params, to_signed(sources)[s], to_signed(driving)[d]))
+      return to_unit(task.reenact(params, to_signed(sources)[s], to_signed(driving)[d],
+                                  source_landmarks[s], driving_landmarks[d]))
 
     self._cells = jax.jit(cells)
 
   def run(self, params) -> EvalResult:
     rows, cols = len(self.sources), len(self.driving)
-    out = np.asarray(jax.device_get(self._cells(params, self.sources, self.driving)))
+    out = np.asarray(jax.device_get(self._cells(params, self.sources, self.driving,
+                                                self.source_landmarks, self.driving_landmarks)))
     size = out.shape[1]
     out = out.reshape(rows, cols, size, size, 3)
     sources = self.sources.astype(np.float32) / 255.0

@@ -48,9 +48,10 @@ def as_stored(frame: np.ndarray) -> np.ndarray:
 
 def transfer_pairs(source, num_pairs: int, image_size: int, seed: int = 0) -> dict[str, np.ndarray]:
   """Pairs of clips of different identities from a SynthTalk split, with the ground-truth render of
-  A in B's state. Returns uint8 images "source", "driving", "truth" [num_pairs, S, S, 3] and float32
-  "driving_labels", "source_labels" [num_pairs, len(LABEL_NAMES)]."""
-  from vasa_jax.data.pipelines import _resize
+  A in B's state. Returns uint8 images "source", "driving", "truth" [num_pairs, S, S, 3], float32
+  "driving_labels", "source_labels" [num_pairs, len(LABEL_NAMES)] and float32
+  "source_landmarks", "driving_landmarks" [num_pairs, len(LANDMARK_NAMES), 2]."""
+  from vasa_jax.data.pipelines import landmarks_at, _resize
   from vasa_jax.data.synthtalk import motion, render
   from vasa_jax.data.synthtalk.clip import decode_frames
 
@@ -61,7 +62,8 @@ def transfer_pairs(source, num_pairs: int, image_size: int, seed: int = 0) -> di
   identities = sorted(by_identity)
   if len(identities) < 2:
     raise UserError("the SynthTalk transfer evaluator needs a split with two identities or more")
-  out = {k: [] for k in ("source", "driving", "truth", "source_labels", "driving_labels")}
+  out = {k: [] for k in ("source", "driving", "truth", "source_labels", "driving_labels",
+                         "source_landmarks", "driving_landmarks")}
   for _ in range(num_pairs):
     a, b = rng.choice(len(identities), size=2, replace=False)
     clip_a = source[int(rng.choice(by_identity[identities[a]]))]
@@ -82,6 +84,8 @@ def transfer_pairs(source, num_pairs: int, image_size: int, seed: int = 0) -> di
     out["driving"].append(_resize(decode_frames(clip_b["frames"], [t])[0], image_size))
     out["source_labels"].append(schema.stack_labels(clip_a["labels"])[0])
     out["driving_labels"].append(labels_b[t])
+    out["source_landmarks"].append(landmarks_at(clip_a, 0))
+    out["driving_landmarks"].append(landmarks_at(clip_b, t))
   return {k: np.stack(v) for k, v in out.items()}
 
 
@@ -99,17 +103,18 @@ class Evaluator:
       logging.warning("SynthTalk transfer: no probe configured (config.evals.<name>.probe_workdir),"
                       " so pose and mouth errors are not measured; image errors only")
 
-    def transfer(params, source, driving):
-      return task.reenact(params, to_signed(source), to_signed(driving))
+    def transfer(params, source, driving, source_landmarks, driving_landmarks):
+      return task.reenact(params, to_signed(source), to_signed(driving), source_landmarks,
+                          driving_landmarks)
 
     self._transfer = jax.jit(transfer)
 
   def run(self, params) -> EvalResult:
     pairs, n = self.pairs, len(self.pairs["source"])
+    names, b = ("source", "driving", "source_landmarks", "driving_landmarks"), self.batch_size
     outputs = np.concatenate([
-        np.asarray(jax.device_get(self._transfer(params, pairs["source"][i:i + self.batch_size],
-                                                 pairs["driving"][i:i + self.batch_size])))
-        for i in range(0, n, self.batch_size)])
+        np.asarray(jax.device_get(self._transfer(params, *(pairs[k][i:i + b] for k in names))))
+        for i in range(0, n, b)])
     unit = np.asarray(to_unit(jnp.asarray(outputs)))
     truth = pairs["truth"].astype(np.float32) / 255.0
     driving = pairs["driving"].astype(np.float32) / 255.0

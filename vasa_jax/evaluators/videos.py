@@ -56,7 +56,8 @@ class Video:
   made from: the samples of one audio share it. `gaze` (theta, phi radians) and `distance` are the
   controls asked for at generation, when there were any (`emotion` too, an index of
   `schema.EMOTIONS`). `labels` holds known per-frame truth
-  (SynthTalk's exact labels, `schema.LABEL_NAMES` -> `[T]` arrays), when there is any.
+  (SynthTalk's exact labels, `schema.LABEL_NAMES` -> `[T]` arrays), when there is any;
+  `landmarks` the face's `schema.LANDMARK_NAMES` points `[T, 6, 2]` ((x, y) / size), when known.
   """
   name: str
   frames: np.ndarray
@@ -67,6 +68,7 @@ class Video:
   distance: float | None = None
   labels: Mapping[str, np.ndarray] | None = None
   emotion: int | None = None
+  landmarks: np.ndarray | None = None
 
   def __post_init__(self):
     frames = np.asarray(self.frames)

@@ -54,8 +54,10 @@ def load_face_renderer(checkpoint: str | os.PathLike, step: int | None = None,
   return FaceRenderer.from_stage1(motion_latents.load_stage1(workdir, step), batch_size)
 
 
-def track_boxes(video: str | os.PathLike, analyzer) -> np.ndarray:
-  """The canonical crop box (cx, cy, size) of the driving face in every frame, float32 [T, 3].
+def track_face(video: str | os.PathLike, analyzer) -> tuple[np.ndarray, np.ndarray]:
+  """The canonical crop box (cx, cy, size) of the driving face in every frame, float32 [T, 3],
+  and its landmarks in that crop, float32 [T, len(LANDMARK_NAMES), 2] ((x, y) / size; NaN in
+  frames where the face was not found).
 
   The face is the largest in the first frame where one is found, then the one nearest the last
   box; frames without it keep the last box (the first frames take the first box found). Boxes are
@@ -63,15 +65,18 @@ def track_boxes(video: str | os.PathLike, analyzer) -> np.ndarray:
   """
   from vasa_jax.data import faces, prepare, video_io
 
-  boxes, last = [], None
+  boxes, meshes, last = [], [], None
   for frame in video_io.iter_frames(video):
-    found = [faces.crop_box(landmarks.points) for _, landmarks in analyzer.analyze(frame)]
+    found = [(faces.crop_box(landmarks.points), landmarks)
+             for _, landmarks in analyzer.analyze(frame)]
+    mesh = None
     if found:
       if last is None:
-        last = max(found, key=lambda b: b[2])
+        last, mesh = max(found, key=lambda f: f[0][2])
       else:
-        last = min(found, key=lambda b: float(np.hypot(*(b[:2] - last[:2]))))
+        last, mesh = min(found, key=lambda f: float(np.hypot(*(f[0][:2] - last[:2]))))
     boxes.append(last)
+    meshes.append(mesh)
   if not boxes:
     raise UserError(f"{video} holds no frames")
   if last is None:
@@ -79,7 +84,12 @@ def track_boxes(video: str | os.PathLike, analyzer) -> np.ndarray:
                     "face clearly")
   first = next(b for b in boxes if b is not None)
   boxes = np.stack([first if b is None else b for b in boxes]).astype(np.float32)
-  return prepare.smooth_track(boxes, BOX_SMOOTHING).astype(np.float32)
+  boxes = prepare.smooth_track(boxes, BOX_SMOOTHING).astype(np.float32)
+  landmarks = np.stack([
+      np.full((6, 2), np.nan, np.float32) if mesh is None
+      else prepare.landmarks_in_box(mesh.points, mesh.iris, box)
+      for mesh, box in zip(meshes, boxes)])
+  return boxes, landmarks
 
 
 def edit_video(image: str | os.PathLike, video: str | os.PathLike, checkpoint: str | os.PathLike,
@@ -105,13 +115,13 @@ def edit_video(image: str | os.PathLike, video: str | os.PathLike, checkpoint: s
   renderer = load_face_renderer(checkpoint, step, batch_size)
   analyzer = faces.FaceAnalyzer()
   found = portrait_lib.find_portrait(photo, renderer.image_size, analyzer, face_index, str(image))
-  latents = renderer.encode(found.crop)
+  latents = renderer.encode(found.crop, found.landmarks)
   start = time.perf_counter()
-  boxes = track_boxes(video, analyzer)
+  boxes, landmarks = track_face(video, analyzer)
   compose = tf.FrameComposer(found, renderer.image_size, tf.Output(paste_back, resolution))
 
-  def drive(crops: list[np.ndarray]) -> np.ndarray:
-    motion = renderer.encode_motion(np.stack(crops))
+  def drive(crops: list[np.ndarray], first: int) -> np.ndarray:
+    motion = renderer.encode_motion(np.stack(crops), landmarks[first:first + len(crops)])
     if transfer == "expression":
       motion[:, :POSE_DIM] = latents.z_pose
     elif transfer == "pose":
@@ -126,7 +136,7 @@ def edit_video(image: str | os.PathLike, video: str | os.PathLike, checkpoint: s
         if info.has_audio else iter(())
 
     def write(crops):
-      writer.write_frames(drive(crops))
+      writer.write_frames(drive(crops, writer.num_frames))
       if info.has_audio:
         writer.write_audio(next(sound, np.zeros(0, np.float32)))
       bar.update(len(crops))

@@ -63,8 +63,8 @@ class FaceRenderer:
   def __post_init__(self):
     model = self.model
 
-    def encode(params, image):
-      return model.apply({"params": params}, _to_signed(image), method=model.encode)
+    def encode(params, image, landmarks):
+      return model.apply({"params": params}, _to_signed(image), landmarks, method=model.encode)
 
     def render(params, v_app, z_id, z_pose, z_dyn, background):
       batch = z_pose.shape[0]
@@ -76,8 +76,9 @@ class FaceRenderer:
                            method=model.decode)
       return _to_uint8(images)
 
-    def encode_motion(params, images):
-      return model.apply({"params": params}, _to_signed(images), method=model.encode_motion)
+    def encode_motion(params, images, landmarks):
+      return model.apply({"params": params}, _to_signed(images), landmarks,
+                         method=model.encode_motion)
 
     self._encode = jax.jit(encode)
     self._render = jax.jit(render)
@@ -104,10 +105,22 @@ class FaceRenderer:
                        f"{images.dtype} {list(images.shape)}")
     return images
 
-  def encode(self, crop: np.ndarray) -> FaceLatents:
-    """Latents of one canonical face crop, uint8 [image_size, image_size, 3]."""
+  def _landmarks(self, landmarks: np.ndarray | None, count: int) -> np.ndarray:
+    """Landmarks [count, 6, 2] ((x, y) / size), NaN (the canonical crop's positions) for None."""
+    if landmarks is None:
+      return np.full((count, 6, 2), np.nan, np.float32)
+    landmarks = np.asarray(landmarks, np.float32).reshape(-1, 6, 2)
+    if len(landmarks) != count:
+      raise ValueError(f"{len(landmarks)} landmark rows for {count} images")
+    return landmarks
+
+  def encode(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> FaceLatents:
+    """Latents of one canonical face crop, uint8 [image_size, image_size, 3]; `landmarks`
+    [6, 2] ((x, y) / size, `schema.LANDMARK_NAMES`) place the dynamics encoder's face crop
+    (None: where the canonical crop puts the eyes and mouth)."""
     crop = self._check_images(crop, "encode")
-    latents = self._encode(self.params, jnp.asarray(crop)[None])
+    latents = self._encode(self.params, jnp.asarray(crop)[None],
+                           jnp.asarray(self._landmarks(landmarks, 1)))
     return FaceLatents(v_app=latents["v_app"], z_id=latents["z_id"],
                        z_pose=np.asarray(latents["z_pose"][0], np.float32),
                        z_dyn=np.asarray(latents["z_dyn"][0], np.float32),
@@ -150,14 +163,19 @@ class FaceRenderer:
       return np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
     return np.concatenate([np.asarray(frames)[:n] for n, frames in pending])
 
-  def encode_motion(self, frames: np.ndarray) -> np.ndarray:
-    """Motion [N, 7 + dyn_dim] of canonical crops uint8 [N, image_size, image_size, 3]."""
+  def encode_motion(self, frames: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+    """Motion [N, 7 + dyn_dim] of canonical crops uint8 [N, image_size, image_size, 3], with
+    their landmarks [N, 6, 2] as in `encode` (None: the canonical positions)."""
     frames = self._check_images(frames, "encode_motion")
+    landmarks = self._landmarks(landmarks, len(frames))
     out = []
     for start, end in self._batches(len(frames)):
       chunk = np.zeros((self.batch_size,) + frames.shape[1:], np.uint8)
       chunk[:end - start] = frames[start:end]
-      z_pose, z_dyn = self._encode_motion(self.params, jnp.asarray(chunk))
+      chunk_landmarks = np.full((self.batch_size, 6, 2), np.nan, np.float32)
+      chunk_landmarks[:end - start] = landmarks[start:end]
+      z_pose, z_dyn = self._encode_motion(self.params, jnp.asarray(chunk),
+                                          jnp.asarray(chunk_landmarks))
       out.append(np.concatenate([np.asarray(z_pose), np.asarray(z_dyn)], -1)[:end - start])
     if not out:
       return np.zeros((0, self.motion_dim), np.float32)

@@ -22,7 +22,7 @@ import pathlib
 
 import numpy as np
 
-from vasa_jax.data import faces
+from vasa_jax.data import faces, prepare
 from vasa_jax.errors import UserError
 
 # The face models need a few dozen pixels; anything smaller is a thumbnail or an icon.
@@ -147,6 +147,8 @@ class Portrait:
       without a resolution (`at` crops it).
     face_index: which face, counting from 0 left to right.
     num_faces: how many faces the photo shows.
+    landmarks: float32 [len(LANDMARK_NAMES), 2] the face's eyes, nose, mouth, chin and forehead in
+      the crop, (x, y) / crop size (`prepare.landmarks_in_box`); None when not known.
   """
 
   image: np.ndarray
@@ -154,6 +156,7 @@ class Portrait:
   crop: np.ndarray | None
   face_index: int
   num_faces: int
+  landmarks: np.ndarray | None = None
 
   def at(self, resolution: int) -> Portrait:
     """This portrait with its crop at `resolution` pixels."""
@@ -207,7 +210,8 @@ def find_portrait(image: np.ndarray, resolution: int | None,
                     f"face{'s' if count > 1 else ''}; use {valid} (numbered left to right)")
   _, landmarks = found[index]
   box = faces.crop_box(landmarks.points)
-  found = Portrait(image=image, box=box, crop=None, face_index=index, num_faces=count)
+  found = Portrait(image=image, box=box, crop=None, face_index=index, num_faces=count,
+                   landmarks=prepare.landmarks_in_box(landmarks.points, landmarks.iris, box))
   return found if resolution is None else found.at(resolution)
 
 

@@ -137,7 +137,7 @@ class TalkingFaceGenerator:
       found = portrait_lib.crop_photo(photo, self.face.image_size, self._analyzer, face_index)
     name = name or ("the photo" if isinstance(photo, (np.ndarray, portrait_lib.Portrait))
                     else str(photo))
-    return Subject(found, self.face.encode(found.crop), name)
+    return Subject(found, self.face.encode(found.crop, found.landmarks), name)
 
   def session(self, subject: Subject, controls: Controls = Controls(), seed: int = 0,
               hop: int | None = None, output: Output = Output(), hold: str | None = None,

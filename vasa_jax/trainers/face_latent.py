@@ -92,7 +92,8 @@ def default_model(variant: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       variant=variant, remat=False, warp_input=True, flow_init=1e-2, flow_stride=2,
       linear_upsampling=True, min_group_size=8, zero_branches=True, separate_motion_trunks=True,
-      background_path=True, render_dynamics=False, motion_stem_stride=4))
+      background_path=True, render_dynamics=False, motion_stem_stride=2, dynamics_crop=0.5,
+      dynamics_crop_extent=0.9))
 
 
 def curriculum(total_steps: int, adversarial: float = 0.6, late: float = 0.8
@@ -134,7 +135,8 @@ def ablations() -> list[dict]:
       {},
       {"model.warp_input": False},
       {"model.background_path": False},
-      {"model.separate_motion_trunks": False},
+      {"model.dynamics_crop": 0.0},
+      {"model.separate_motion_trunks": False, "model.dynamics_crop": 0.0},
       {"model.linear_upsampling": False},
       {"model.min_group_size": 1, "model.zero_branches": False},
       {"losses.weights.pose": 0.0},
@@ -263,25 +265,28 @@ class FaceLatentTask:
     return {"generator": self.model.init(generator_rng, image, image)["params"],
             "discriminator": self.discriminator.init(discriminator_rng, image)["params"]}
 
-  def _encode(self, params, image):
-    return self.model.apply({"params": params}, image, method=self.model.encode)
+  def _encode(self, params, image, landmarks=None):
+    return self.model.apply({"params": params}, image, landmarks, method=self.model.encode)
 
   def _decode(self, params, latents, z_pose, z_dyn):
     return self.model.apply({"params": params}, latents["v_app"], latents["z_id"], z_pose, z_dyn,
                             latents.get("background"), method=self.model.decode)
 
-  def _motion(self, params, image):
-    return self.model.apply({"params": params}, image, method=self.model.encode_motion)
+  def _motion(self, params, image, landmarks=None):
+    return self.model.apply({"params": params}, image, landmarks,
+                            method=self.model.encode_motion)
 
-  def reenact(self, params, source: jax.Array, driving: jax.Array) -> jax.Array:
+  def reenact(self, params, source: jax.Array, driving: jax.Array,
+              source_landmarks: jax.Array | None = None,
+              driving_landmarks: jax.Array | None = None) -> jax.Array:
     """`source`'s face with `driving`'s pose and dynamics: images in [-1, 1] -> [-1, 1].
 
-    `params` is the task's parameter tree ({"generator": ..., "discriminator": ...}).
+    `params` is the task's parameter tree ({"generator": ..., "discriminator": ...}); landmarks
+    (`[batch, 6, 2]`, or None) place the dynamics encoder's face crop.
     """
     generator = params["generator"]
-    s = self._encode(generator, source)
-    z_pose, z_dyn = self.model.apply({"params": generator}, driving,
-                                     method=self.model.encode_motion)
+    s = self._encode(generator, source, source_landmarks)
+    z_pose, z_dyn = self._motion(generator, driving, driving_landmarks)
     return self._decode(generator, s, z_pose, z_dyn)
 
   def eval_examples(self, split: str, num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -320,10 +325,11 @@ class FaceLatentTask:
     generator = params["generator"]
     fixed_discriminator = jax.lax.stop_gradient(params["discriminator"])
     source, driving = to_signed(batch["source"]), to_signed(batch["driving"])
-    s = self._encode(generator, source)
-    d_pose, d_dyn = self._motion(generator, driving)
+    driving_landmarks = batch.get("driving_landmarks")
+    s = self._encode(generator, source, batch.get("source_landmarks"))
+    d_pose, d_dyn = self._motion(generator, driving, driving_landmarks)
     recon = self._decode(generator, s, d_pose, d_dyn)
-    losses = {"l1": region_l1(recon, driving, batch.get("driving_landmarks"),
+    losses = {"l1": region_l1(recon, driving, driving_landmarks,
                               self.region_weight, self.region_sigma)}
     if w["perceptual"]:
       features_fn, variables = self.vgg
@@ -336,16 +342,19 @@ class FaceLatentTask:
     if w["consistency"]:
       n = max(1, int(round(self.consistency_fraction * source.shape[0])))
       s_part = {k: v[:n] for k, v in s.items()}  # The source's encoding, already made.
-      d_part = self._encode(generator, driving[:n])
+      d_part = self._encode(generator, driving[:n],
+                            None if driving_landmarks is None else driving_landmarks[:n])
       a = self._decode(generator, d_part, s["z_pose"][:n], d_dyn[:n])
       b = self._decode(generator, s_part, s["z_pose"][:n], d_dyn[:n])
       losses["consistency"] = consistency.transfer_consistency(a, b)
     if w["contrastive"] or w["cross_identity"]:
       other = to_signed(batch["other"])
-      o = self._encode(generator, other)
+      o = self._encode(generator, other, batch.get("other_landmarks"))
       crossed = self._decode(generator, o, d_pose, d_dyn)
       if w["contrastive"]:
-        _, z_dyn_again = self._motion(generator, crossed)
+        # The crossed render has the driving frame's pose: its face crop is cut at the driving
+        # frame's landmarks (the other face's proportions move them a little).
+        _, z_dyn_again = self._motion(generator, crossed, driving_landmarks)
         losses["contrastive"] = contrastive.cosface_in_batch(d_dyn, z_dyn_again)
       if w["cross_identity"]:
         embed, variables = self.identity_network

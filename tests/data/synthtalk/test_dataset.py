@@ -85,7 +85,9 @@ def test_stage1_triplets(tiny_dir):
   for key in ("source", "driving", "other"):
     assert batch[key].shape == (4, 48, 48, 3) and batch[key].dtype == np.uint8
   assert batch["source_labels"].shape == (4, len(schema.LABEL_NAMES))
-  assert batch["driving_landmarks"].shape == (4, len(schema.LANDMARK_NAMES), 2)
+  for key in ("source_landmarks", "driving_landmarks", "other_landmarks"):
+    assert batch[key].shape == (4, len(schema.LANDMARK_NAMES), 2)
+    assert np.isfinite(batch[key]).all()  # SynthTalk stores every frame's landmarks.
   assert not np.array_equal(batch["source"], batch["other"])
 
 

@@ -209,18 +209,21 @@ def test_weight_standardised_conv_is_scale_invariant():
   np.testing.assert_allclose(apply(variables, x), apply(scaled, x), rtol=1e-4, atol=1e-4)
 
 
-def test_remat_gives_the_same_values_and_gradients(tiny_model):
-  """Rematerialisation changes what the backward pass stores, never what it computes."""
-  _, params = tiny_model
+def test_remat_gives_the_same_values_and_gradients():
+  """Rematerialisation changes what the backward pass stores, never what it computes (on tiny
+  with one block per stage, which compiles twice as fast)."""
+  config = networks.make_config(TINY, motion_blocks=(1, 1), id_blocks=(1, 1), unet_channels=(16,),
+                                render_blocks=1, warp_channels=(16,))
   source, driving = _images(7), _images(8)
+  params = jax.jit(networks.FaceLatentModel(config).init)(_key(), source, driving)
 
   def loss(model):
     def fn(params):
       return jnp.mean(jnp.abs(model.apply(params, source, driving)["image"] - driving))
     return jax.jit(jax.value_and_grad(fn))(params)
 
-  value, grads = loss(networks.FaceLatentModel(TINY))
-  remat_value, remat_grads = loss(networks.FaceLatentModel(TINY, remat=True))
+  value, grads = loss(networks.FaceLatentModel(config))
+  remat_value, remat_grads = loss(networks.FaceLatentModel(config, remat=True))
   np.testing.assert_allclose(remat_value, value, rtol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6),
                          remat_grads, grads)
@@ -299,3 +302,30 @@ def test_motion_stem_stride_sets_the_resolution_the_dynamics_trunk_sees():
   z_pose, z_dyn = jax.eval_shape(
       lambda: model.apply(model.init(_key(0), image, image), image, method=model.encode_motion))
   assert z_pose.shape == (1, warping.POSE_DIM) and z_dyn.shape == (1, model.config.dyn_dim)
+
+
+def test_the_dynamics_trunk_reads_the_crop_at_the_landmarks():
+  encoder = networks.MotionEncoder(networks.make_config("tiny", dynamics_crop=0.5))
+  image = _images(3)
+  params = jax.jit(encoder.init)(_key(0), image)
+  landmarks = jnp.broadcast_to(jnp.asarray(
+      [(0.35, 0.3), (0.55, 0.3), (0.45, 0.4), (0.45, 0.55), (0.45, 0.65), (0.45, 0.2)]),
+      (BATCH, 6, 2))
+  default = jnp.full((BATCH, 6, 2), jnp.nan)  # Unknown: the canonical crop's positions.
+  motion = jax.jit(encoder.apply)
+  pose_default, dyn_default = motion(params, image, default)
+  pose_moved, dyn_moved = motion(params, image, landmarks)
+  np.testing.assert_array_equal(pose_moved, pose_default)  # The pose trunk sees the whole image.
+  assert float(jnp.abs(dyn_moved - dyn_default).max()) > 1e-4
+  _, dyn_none = encoder.apply(params, image, None)
+  np.testing.assert_allclose(dyn_none, dyn_default, atol=1e-5)  # Eager against jitted.
+  # The whole image (MegaPortraits' input, and runs from before the switch): landmarks do not
+  # matter, and the parameters are the same, so either reads the other's checkpoints.
+  assert TINY.dynamics_crop == 0.0
+  whole = jax.jit(networks.MotionEncoder(TINY).apply)
+  np.testing.assert_array_equal(whole(params, image, default)[1],
+                                whole(params, image, landmarks)[1])
+  shared = networks.MotionEncoder(networks.make_config("tiny", dynamics_crop=0.5,
+                                                       separate_motion_trunks=False))
+  with pytest.raises(UserError, match="dynamics_crop needs separate_motion_trunks"):
+    jax.eval_shape(shared.init, _key(0), image)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from vasa_jax.errors import UserError
 from vasa_jax.models import layers
-from vasa_jax.models.face_latent import warping
+from vasa_jax.models.face_latent import alignment, warping
 
 Dtype = Any
 
@@ -141,6 +141,14 @@ class FaceLatentConfig:
   # convolution and a stride-2 max pool), 2 keeps the pool out, 1 both. Ours: at 64 px a mouth is
   # about 6 pixels wide, under 2 after ResNet's stem.
   motion_stem_stride: int = 4
+  # The dynamics trunk reads a face-aligned crop of this fraction of the image's side, cut at the
+  # eye and mouth landmarks (`alignment`: translation, scale and roll taken out); it reaches
+  # `dynamics_crop_extent` eye-to-mouth distances to each side of its centre. 0 (the default, so
+  # that runs from before the switch load as they trained): the whole image, as MegaPortraits and
+  # VASA-1. The recipe (`trainers.face_latent.default_model`) sets 0.5. Ours: on the whole 64 px
+  # frame the dynamics trunk did not learn the jaw even when told it.
+  dynamics_crop: float = 0.0
+  dynamics_crop_extent: float = 0.9
 
   @property
   def volume_shape(self) -> tuple[int, int, int]:
@@ -180,6 +188,14 @@ def _norm(cfg: FaceLatentConfig, channels: int, **kw) -> nn.GroupNorm:
 
 def _upsample(cfg: FaceLatentConfig, x: jax.Array, factors: Sequence[int]) -> jax.Array:
   return (layers.upsample_linear if cfg.linear_upsampling else layers.upsample)(x, factors)
+
+
+def face_crop(cfg: FaceLatentConfig, image: jax.Array, landmarks: jax.Array | None
+              ) -> jax.Array:
+  """The face-aligned crop of `image` the dynamics trunk reads: `dynamics_crop` of the image's side
+  (at least 8 pixels), cut at `landmarks` (`alignment.aligned_crop`)."""
+  size = max(8, int(round(cfg.dynamics_crop * image.shape[1])))
+  return alignment.aligned_crop(image, landmarks, size, cfg.dynamics_crop_extent)
 
 
 def _pool_factors(shape: Sequence[int]) -> tuple[int, ...]:
@@ -315,11 +331,15 @@ class IdentityEncoder(nn.Module):
 
 
 class MotionEncoder(nn.Module):
-  """Image `[batch, H, W, 3]` -> (z_pose `[batch, 7]`, z_dyn `[batch, dyn_dim]`) (ResNet-18-like).
+  """(image `[batch, H, W, 3]`, landmarks `[batch, 6, 2]` or None) -> (z_pose `[batch, 7]`,
+  z_dyn `[batch, dyn_dim]`) (ResNet-18-like).
 
   Pose and dynamics have trunks of their own (`separate_motion_trunks`), so what one learns does
-  not have to be shared with the other. The pose head is float32 and starts near zero, i.e. near
-  the identity pose, so training begins with the rigid warps off and the volumes aligned.
+  not have to be shared with the other; with `dynamics_crop` the dynamics trunk reads the
+  face-aligned crop cut at the landmarks (`alignment`; unknown landmarks: the canonical crop's
+  positions) while the pose trunk reads the whole image. The pose head is float32 and starts near
+  zero, i.e. near the identity pose, so training begins with the rigid warps off and the volumes
+  aligned.
   """
 
   config: FaceLatentConfig
@@ -327,11 +347,19 @@ class MotionEncoder(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, image: jax.Array, landmarks: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
     trunk = dict(width=cfg.motion_width, blocks=cfg.motion_blocks, bottleneck=False,
                  min_group_size=cfg.min_group_size, **kw)
-    features = ResNetTrunk(name="trunk", stem_stride=cfg.motion_stem_stride, **trunk)(image)
+    dynamics_input = image
+    if cfg.dynamics_crop:
+      if not cfg.separate_motion_trunks:
+        raise UserError("dynamics_crop needs separate_motion_trunks (the pose trunk reads the "
+                        "whole image); fix: set dynamics_crop=0 with a shared trunk")
+      dynamics_input = face_crop(cfg, image, landmarks)
+    features = ResNetTrunk(name="trunk", stem_stride=cfg.motion_stem_stride, **trunk)(
+        dynamics_input)
     pose_features = features
     if cfg.separate_motion_trunks:
       pose_features = ResNetTrunk(name="pose_trunk", **trunk)(image)
@@ -456,13 +484,15 @@ class FaceLatentModel(nn.Module):
   """The face autoencoder: `encode` an image into latents, `decode` latents into an image.
 
   Methods (all usable through `model.apply(params, ..., method=...)`):
-    encode(image) -> dict(v_app, z_id, z_pose, z_dyn, background)
-    encode_motion(image) -> (z_pose, z_dyn)
+    encode(image, landmarks=None) -> dict(v_app, z_id, z_pose, z_dyn, background)
+    encode_motion(image, landmarks=None) -> (z_pose, z_dyn)
     decode(v_app, z_id, z_pose, z_dyn, background=None) -> image `[batch, H, W, 3]` in [-1, 1]
-    __call__(source, driving) -> dict(image, v_app, z_id, z_pose, z_dyn, background,
-      z_pose_driving, z_dyn_driving): the source's appearance and identity driven by the driving
-      frame's motion.
-  Images are `[batch, image_size, image_size, 3]` in [-1, 1]; latents as in the module docstring.
+    __call__(source, driving, source_landmarks=None, driving_landmarks=None) -> dict(image, v_app,
+      z_id, z_pose, z_dyn, background, z_pose_driving, z_dyn_driving): the source's appearance
+      and identity driven by the driving frame's motion.
+  Images are `[batch, image_size, image_size, 3]` in [-1, 1]; latents as in the module docstring;
+  landmarks `[batch, 6, 2]` ((x, y) / size, `schema.LANDMARK_NAMES`) place the dynamics crop
+  (`alignment`; None or NaN rows: the canonical crop's positions).
   With `config.background_path`, `background` is the encoded image itself (the unwarped path) and
   `decode` composites the rendered head over it with the renderer's alpha; without a background
   (or without the path) `decode` returns the rendering alone.
@@ -493,13 +523,15 @@ class FaceLatentModel(nn.Module):
     self.canonical_net = wrap(CanonicalVolumeNet)(**kw)
     self.renderer = wrap(Renderer)(**kw)
 
-  def encode_motion(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return self.motion_encoder(image)
+  def encode_motion(self, image: jax.Array, landmarks: jax.Array | None = None
+                    ) -> tuple[jax.Array, jax.Array]:
+    return self.motion_encoder(image, landmarks)
 
-  def encode(self, image: jax.Array) -> dict[str, jax.Array]:
+  def encode(self, image: jax.Array, landmarks: jax.Array | None = None
+             ) -> dict[str, jax.Array]:
     posed = self.appearance_encoder(image)
     z_id = self.identity_encoder(image)
-    z_pose, z_dyn = self.motion_encoder(image)
+    z_pose, z_dyn = self.motion_encoder(image, landmarks)
     flow = self.warp_to_canonical_net(z_dyn, z_id)
     v_app = warping.warp_to_canonical(posed, z_pose, flow)
     latents = dict(v_app=v_app, z_id=z_id, z_pose=z_pose, z_dyn=z_dyn)
@@ -521,9 +553,11 @@ class FaceLatentModel(nn.Module):
     posed = warping.warp_from_canonical(v_app, z_pose, flow)
     return self.renderer(self.canonical_net(posed), z_dyn)
 
-  def __call__(self, source: jax.Array, driving: jax.Array) -> dict[str, jax.Array]:
-    latents = self.encode(source)
-    z_pose_driving, z_dyn_driving = self.encode_motion(driving)
+  def __call__(self, source: jax.Array, driving: jax.Array,
+               source_landmarks: jax.Array | None = None,
+               driving_landmarks: jax.Array | None = None) -> dict[str, jax.Array]:
+    latents = self.encode(source, source_landmarks)
+    z_pose_driving, z_dyn_driving = self.encode_motion(driving, driving_landmarks)
     image = self.decode(latents["v_app"], latents["z_id"], z_pose_driving, z_dyn_driving,
                         latents.get("background"))
     return dict(image=image, z_pose_driving=z_pose_driving, z_dyn_driving=z_dyn_driving, **latents)
