@@ -48,7 +48,9 @@ class _FakeTask:
         source, seed=seed, global_batch_size=num_examples,
         random_transform=pipelines.FaceFrameTriplets(source, self.image_size, augment=False)))
 
-  def reenact(self, params, source, driving):
+  def reenact(self, params, source, driving, source_landmarks, driving_landmarks):
+    # Every evaluator hands the frames' landmarks on (the dynamics encoder's crop needs them).
+    assert source_landmarks.shape == (len(source), 6, 2) == driving_landmarks.shape
     return (driving if self.returns == "driving" else source) * params["gain"]
 
 

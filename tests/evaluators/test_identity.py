@@ -35,7 +35,8 @@ class _MixTask:
         source, seed=seed, global_batch_size=num_examples,
         random_transform=pipelines.FaceFrameTriplets(source, 64, augment=False)))
 
-  def reenact(self, params, source, driving):
+  def reenact(self, params, source, driving, source_landmarks, driving_landmarks):
+    assert source_landmarks.shape == (len(source), 6, 2) == driving_landmarks.shape
     return params["mix"] * driving + (1 - params["mix"]) * source
 
 
