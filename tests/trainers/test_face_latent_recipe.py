@@ -11,6 +11,7 @@ from tests.helpers import EXPERIMENTS
 from vasa_jax import configs
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
+from vasa_jax.models.face_latent import alignment
 from vasa_jax.trainers import face_latent
 
 SPEC = f"{EXPERIMENTS / 'face_latent' / 'synthtalk_tiny.py'}"
@@ -115,6 +116,28 @@ def test_region_l1_weighs_the_mouth_and_eyes_up():
       plain[0])
 
 
+def test_the_foreground_loss_asks_the_alpha_to_cover_the_face_not_the_backdrop():
+  """With the background path the source can be copied through a zero alpha; the loss makes that
+  costly over the face and leaves the rest of the frame to the model."""
+  landmarks = np.array([[(0.4, 0.4), (0.6, 0.4), (0.5, 0.52), (0.5, 0.64), (0.5, 0.75),
+                         (0.5, 0.28)]], np.float32)
+  mask = np.asarray(alignment.face_mask(landmarks, 64))
+  face = mask > 0.5
+  covering = jnp.where(mask > 1e-3, 0.99, 0.01)
+  copying = jnp.full((1, 64, 64, 1), 0.01)
+  backdrop_only = jnp.where(face, 0.01, 0.99)
+  loss = lambda alpha, lm=landmarks: float(face_latent.foreground_loss(alpha, lm))  # noqa: E731
+  assert loss(covering) < 0.05
+  assert loss(copying) > 4.0 and loss(backdrop_only) > 4.0
+  assert loss(copying, None) == 0.0 and loss(copying, np.full_like(landmarks, np.nan)) == 0.0
+  assert _task().weights["foreground"] == 0  # An option: the recipe warps the background.
+  assert "foreground" not in _metric_names(_task(), ())
+  assert "foreground" in _metric_names(_task("--config.losses.weights.foreground=1"), ())
+  # Without the background path there is no alpha to ask for.
+  assert _task("--config.model.background_path=False",
+               "--config.losses.weights.foreground=1").weights["foreground"] == 0
+
+
 def test_generator_and_discriminator_have_their_own_optimizers():
   """Each network is clipped on its own gradient norm: a huge generator gradient does not shrink
   the discriminator's update (one global clip did), and the discriminator has its own b1."""
@@ -140,7 +163,8 @@ def test_sweep_ablates_each_ingredient_and_both_vasa_losses():
   members = sweep_overrides(SPEC)
   assert members[0] == []
   flat = [" ".join(m) for m in members]
-  for key in ("model.warp_input", "model.background_path", "model.separate_motion_trunks",
+  for key in ("model.warp_input", "model.background_path", "model.background_warp",
+              "model.separate_motion_trunks",
               "model.linear_upsampling", "model.min_group_size", "losses.weights.pose",
               "data.cross_clip", "losses.region_weight", "losses.start.adversarial",
               "losses.weights.consistency", "losses.weights.cross_identity"):

@@ -62,17 +62,20 @@ def generation_costs(size: str, batch: int, dtype: str, hop: int | None = None,
   latents = jax.eval_shape(lambda p, x: face_model.apply({"params": p}, x,
                                                          method=face_model.encode), params, image)
 
-  def render(p, v_app, z_id, z_pose, z_dyn, background):
+  def render(p, v_app, z_id, z_pose, z_dyn, background, background_flow, background_pose):
     expand = lambda x: None if x is None else jnp.broadcast_to(
         x, (z_pose.shape[0],) + x.shape[1:])
     return face_model.apply({"params": p}, expand(v_app), expand(z_id), z_pose, z_dyn,
-                            expand(background), method=face_model.decode)
+                            expand(background), expand(background_flow),
+                            expand(background_pose),
+                            method=face_model.decode)
 
   dyn = face_model.config.dyn_dim
   render_cost = _cost(render, params, latents["v_app"], latents["z_id"],
                       jax.ShapeDtypeStruct((batch, warping.POSE_DIM), jnp.float32),
                       jax.ShapeDtypeStruct((batch, dyn), jnp.float32),
-                      latents.get("background"))
+                      latents.get("background"), latents.get("background_flow"),
+                      latents["z_pose"])
 
   variant, window, context = generate.STAGE2[size]
   wav2vec2_config = wav2vec2.Wav2Vec2Config.variant("base")

@@ -30,6 +30,9 @@ class FaceLatents:
   # [1, H, W, 3] in [-1, 1]: the photo as the unwarped background path composites the head over
   # (None for a model without that path).
   background: jax.Array | None = None
+  # [1, D, h, w, 3]: the photo's flow into canonical space, which with z_pose carries the
+  # background to each frame's motion (a model with `background_warp`; else None).
+  background_flow: jax.Array | None = None
 
   @property
   def motion(self) -> np.ndarray:
@@ -66,13 +69,14 @@ class FaceRenderer:
     def encode(params, image, landmarks):
       return model.apply({"params": params}, _to_signed(image), landmarks, method=model.encode)
 
-    def render(params, v_app, z_id, z_pose, z_dyn, background):
+    def render(params, v_app, z_id, z_pose, z_dyn, background, background_flow, background_pose):
       batch = z_pose.shape[0]
-      v_app = jnp.broadcast_to(v_app, (batch,) + v_app.shape[1:])
-      z_id = jnp.broadcast_to(z_id, (batch,) + z_id.shape[1:])
-      if background is not None:
-        background = jnp.broadcast_to(background, (batch,) + background.shape[1:])
-      images = model.apply({"params": params}, v_app, z_id, z_pose, z_dyn, background,
+
+      def tile(x):
+        return None if x is None else jnp.broadcast_to(x, (batch,) + x.shape[1:])
+
+      images = model.apply({"params": params}, tile(v_app), tile(z_id), z_pose, z_dyn,
+                           tile(background), tile(background_flow), tile(background_pose),
                            method=model.decode)
       return _to_uint8(images)
 
@@ -124,7 +128,8 @@ class FaceRenderer:
     return FaceLatents(v_app=latents["v_app"], z_id=latents["z_id"],
                        z_pose=np.asarray(latents["z_pose"][0], np.float32),
                        z_dyn=np.asarray(latents["z_dyn"][0], np.float32),
-                       background=latents.get("background"))
+                       background=latents.get("background"),
+                       background_flow=latents.get("background_flow"))
 
   def _batches(self, count: int):
     for start in range(0, count, self.batch_size):
@@ -154,7 +159,8 @@ class FaceRenderer:
       chunk[:end - start] = motion[start:end]
       pending.append((end - start, self._render(
           self.params, latents.v_app, latents.z_id, jnp.asarray(chunk[:, :warping.POSE_DIM]),
-          jnp.asarray(chunk[:, warping.POSE_DIM:]), latents.background)))
+          jnp.asarray(chunk[:, warping.POSE_DIM:]), latents.background,
+          latents.background_flow, jnp.asarray(latents.z_pose)[None])))
     return pending
 
   def fetch(self, pending: list[tuple[int, jax.Array]]) -> np.ndarray:

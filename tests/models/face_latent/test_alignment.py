@@ -90,3 +90,25 @@ def test_bilinear_sample_at_pixel_centres_returns_the_pixels(shape):
   points = jnp.broadcast_to(jnp.asarray(np.stack([xs, ys], -1), jnp.float32),
                             (shape[0], height, width, 2))
   np.testing.assert_allclose(alignment.bilinear_sample(image, points), image, atol=1e-6)
+
+
+def test_the_face_mask_covers_the_face_turns_with_it_and_is_empty_when_unknown():
+  mask = np.asarray(alignment.face_mask(jnp.asarray(LANDMARKS)[None], SIZE))[0, ..., 0]
+  assert mask.shape == (SIZE, SIZE)
+  at = lambda point: mask[int(point[1] * SIZE), int(point[0] * SIZE)]  # noqa: E731
+  for name in (0, 1, 2, 3):  # eyes, nose, mouth: inside
+    assert at(LANDMARKS[name]) > 0.95, name
+  assert mask[1, 1] < 0.01 and mask[SIZE - 2, 1] < 0.01  # corners: outside
+  # Forehead at y 0.28, chin at 0.75: the ellipse is taller than wide.
+  rows, cols = np.nonzero(mask > 0.5)
+  assert np.ptp(rows) > 1.2 * np.ptp(cols)
+  # A face turned by 90 degrees (forehead to the left, chin to the right): wider than tall.
+  turned = LANDMARKS[:, ::-1].copy()
+  rows, cols = np.nonzero(np.asarray(alignment.face_mask(jnp.asarray(turned)[None], SIZE))[0, ..., 0]
+                          > 0.5)
+  assert np.ptp(cols) > 1.2 * np.ptp(rows)
+  unknown = LANDMARKS.copy()
+  unknown[4] = np.nan  # the chin
+  both = np.asarray(alignment.face_mask(jnp.asarray(np.stack([LANDMARKS, unknown])), SIZE))
+  assert both[0].max() > 0.99 and both[1].max() == 0.0
+  assert float(jnp.max(alignment.face_mask(None, SIZE))) == 0.0

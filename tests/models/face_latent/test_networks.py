@@ -7,7 +7,7 @@ import pytest
 
 from vasa_jax.errors import UserError
 from vasa_jax.models import layers
-from vasa_jax.models.face_latent import networks, warping
+from vasa_jax.models.face_latent import alignment, networks, warping
 
 TINY = networks.make_config("tiny")
 BATCH = 2
@@ -71,9 +71,10 @@ def test_module_shapes_at_tiny(tiny_model):
     flow = shape(networks.WarpGenerator(TINY), name, z_dyn, z_id)
     assert flow.shape == (BATCH, depth, size, size, 3)
   assert shape(networks.CanonicalVolumeNet(TINY), "canonical_net", volume).shape == volume_shape
-  rendered, alpha = shape(networks.Renderer(TINY), "renderer", volume)
+  rendered, alpha, depth_logits = shape(networks.Renderer(TINY), "renderer", volume)
   assert rendered.shape == image.shape and rendered.dtype == jnp.float32
   assert alpha.shape == image.shape[:-1] + (1,)
+  assert depth_logits is None  # Only with background_warp.
 
 
 def test_warp_generator_starts_small_and_depends_on_the_codes(tiny_model):
@@ -329,3 +330,60 @@ def test_the_dynamics_trunk_reads_the_crop_at_the_landmarks():
                                                        separate_motion_trunks=False))
   with pytest.raises(UserError, match="dynamics_crop needs separate_motion_trunks"):
     jax.eval_shape(shared.init, _key(0), image)
+
+
+def test_the_warped_background_is_the_source_carried_by_the_pose():
+  """`warp_background` with the source's own pose and no flow gives the source back; a target
+  pose one voxel to the right moves the picture by a voxel's pixels; and a model with the switch
+  carries the photo to a new pose from its first step (`background_warp`)."""
+  size, volume = 64, 16
+  image = jax.random.uniform(jax.random.key(1), (2, size, size, 3), minval=-1.0, maxval=1.0)
+  pose = jnp.zeros((2, 7)).at[:, 0].set(jnp.array([0.0, 0.3]))  # yaw 0 and 0.3 rad
+  flat_depth = jnp.zeros((2, size, size, 4))
+  same = networks.warp_background(image, pose, None, pose, None, flat_depth, volume)
+  np.testing.assert_allclose(same, image, atol=1e-4)
+  moved = pose.at[:, 3].set(2.0 / (volume - 1))  # one voxel, 4 pixels, to the right
+  shifted = networks.warp_background(image, pose, None, moved, None, flat_depth, volume)
+  np.testing.assert_allclose(shifted[:, :, 8:], image[:, :, 4:-4], atol=1e-4)
+
+  # A smooth picture, so that the untrained flows' fraction of a pixel does not matter.
+  yy, xx = np.mgrid[:size, :size] / size
+  smooth = jnp.asarray(np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))],
+                                -1)[None].repeat(2, 0), jnp.float32)
+  model = networks.FaceLatentModel.from_variant("tiny", background_warp=True)
+  params = model.init(jax.random.key(0), smooth, smooth)
+  latents = model.apply(params, smooth, method=model.encode)
+  assert latents["background_flow"].shape == (2, 4, volume, volume, 3)
+  z_pose = latents["z_pose"].at[:, 3].add(2.0 / (volume - 1))
+  args = (latents["v_app"], latents["z_id"], z_pose, latents["z_dyn"])
+  out, alpha = model.apply(params, *args, latents["background"], latents["background_flow"],
+                           latents["z_pose"], return_alpha=True, method=model.decode)
+  rgb, _ = model.apply(params, *args, method=model.decode_layers)
+  # At initialisation the background is half the photo moved, half the photo still.
+  background = 2 * (out - alpha * rgb) / (1 - alpha) - smooth
+  error = jnp.abs(background[:, 8:-8, 12:-8] - smooth[:, 8:-8, 8:-12])
+  assert float(error.mean()) < 0.04 and float(error.max()) < 0.3
+  unwarped = model.apply(params, *args, latents["background"], method=model.decode)
+  assert float(jnp.abs(out - unwarped).mean()) > 0.02
+
+
+def test_the_pose_head_reads_the_landmarks_geometry_when_asked():
+  image = _images(3)
+  landmarks = jnp.broadcast_to(jnp.asarray(
+      [(0.35, 0.3), (0.55, 0.3), (0.45, 0.4), (0.45, 0.55), (0.45, 0.65), (0.45, 0.2)]),
+      (BATCH, 6, 2))
+  turned = landmarks.at[:, 2, 0].add(0.05)  # the nose moved to one side: a turned head
+  encoder = networks.MotionEncoder(networks.make_config("tiny", pose_landmarks=True))
+  params = jax.jit(encoder.init)(_key(0), image, landmarks)
+  motion = jax.jit(encoder.apply)
+  assert float(jnp.abs(motion(params, image, turned)[0] - motion(params, image, landmarks)[0]
+                       ).max()) > 1e-5
+  features = alignment.landmark_features(jnp.stack([landmarks[0], jnp.full((6, 2), jnp.nan)]), 2)
+  assert features.shape == (2, 24) and bool(jnp.all(jnp.isfinite(features)))
+  np.testing.assert_allclose(  # Unknown landmarks: the canonical positions.
+      features[1], alignment.landmark_features(None, 1)[0], atol=1e-6)
+  # Off (the default, and runs from before the switch): the pose ignores the landmarks.
+  plain = networks.MotionEncoder(TINY)
+  plain_params = jax.jit(plain.init)(_key(0), image)
+  np.testing.assert_array_equal(plain.apply(plain_params, image, turned)[0],
+                                plain.apply(plain_params, image, landmarks)[0])

@@ -1,4 +1,4 @@
-"""Face-aligned crops for the dynamics encoder: the face interior cut at its landmarks.
+"""Face geometry from landmarks: the dynamics encoder's aligned crop and the face mask.
 
 At 64 px a mouth is about 6 pixels wide and opens by 1 to 3 of them, and head pose, hair and
 backdrop vary far more across frames than the mouth does. Trained alone on the jaw opening, the
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 # Rows of `schema.LANDMARK_NAMES`.
-_LEFT_EYE, _RIGHT_EYE, _MOUTH = 0, 1, 3
+_LEFT_EYE, _RIGHT_EYE, _MOUTH, _CHIN, _FOREHEAD = 0, 1, 3, 4, 5
 # (x, y) / size of the eyes and mouth in the canonical crop (`faces.CROP_EYES_FRACTION` 0.41 and
 # `CROP_MOUTH_FRACTION` 0.632 of its height, centred; eyes 0.2 apart, SynthTalk's mean); the other
 # rows are not used by the alignment.
@@ -41,6 +41,19 @@ def fill_unknown(landmarks: jax.Array | None, batch: int) -> jax.Array:
   needed = landmarks[:, (_LEFT_EYE, _RIGHT_EYE, _MOUTH)]
   known = jnp.all(jnp.isfinite(needed), axis=(1, 2))[:, None, None]
   return jnp.where(known, jnp.nan_to_num(landmarks), default)
+
+
+def landmark_features(landmarks: jax.Array | None, batch: int) -> jax.Array:
+  """`[batch, 24]` numbers that describe where the face is and how it is turned: the six
+  landmarks' positions (centred on the image), and their offsets from the point between the eyes
+  in eye-to-mouth distances. Unknown rows take the defaults (`fill_unknown`); no gradient reaches
+  the landmarks."""
+  landmarks = jax.lax.stop_gradient(fill_unknown(landmarks, batch))
+  between = 0.5 * (landmarks[:, _LEFT_EYE] + landmarks[:, _RIGHT_EYE])
+  scale = jnp.linalg.norm(landmarks[:, _MOUTH] - between, axis=-1)
+  shape = (landmarks - between[:, None]) / jnp.maximum(scale, 1e-3)[:, None, None]
+  return jnp.concatenate([(landmarks - 0.5).reshape(batch, -1), shape.reshape(batch, -1)],
+                         axis=-1)
 
 
 def crop_grid(landmarks: jax.Array, size: int, extent: float) -> jax.Array:
@@ -85,3 +98,35 @@ def aligned_crop(image: jax.Array, landmarks: jax.Array | None, size: int, exten
   landmarks = jax.lax.stop_gradient(fill_unknown(landmarks, image.shape[0]))
   return bilinear_sample(image, crop_grid(landmarks, size, extent).astype(jnp.float32)
                          ).astype(image.dtype)
+
+
+# The face ellipse (`face_mask`), in forehead-to-chin distances: centred between the two, reaching
+# this far to each side along that line and across it. On SynthTalk's faces it covers brows, eyes,
+# cheeks, mouth and jaw, not the hair or the neck.
+_MASK_ALONG, _MASK_ACROSS = 0.6, 0.42
+
+
+def face_mask(landmarks: jax.Array | None, size: int, softness: float = 0.1) -> jax.Array:
+  """A soft ellipse over the face `[batch, size, size, 1]` in [0, 1], placed by the forehead and
+  chin landmarks and turned with them (1 well inside, falling to 0 over `softness` of its radius
+  at the edge); all zeros for a row (or `landmarks` None) whose forehead or chin is unknown."""
+  if landmarks is None:
+    return jnp.zeros((1, size, size, 1), jnp.float32)
+  landmarks = jax.lax.stop_gradient(jnp.asarray(landmarks, jnp.float32))
+  top, bottom = landmarks[:, _FOREHEAD], landmarks[:, _CHIN]
+  known = jnp.all(jnp.isfinite(top) & jnp.isfinite(bottom), axis=-1)
+  top, bottom = jnp.nan_to_num(top), jnp.nan_to_num(bottom)
+  centre = 0.5 * (top + bottom)
+  down = bottom - top
+  length = jnp.maximum(jnp.linalg.norm(down, axis=-1), 1e-3)  # [batch]
+  unit = down / length[:, None]
+  grid = (jnp.arange(size, dtype=jnp.float32) + 0.5) / size
+  dx = grid[None, None, :] - centre[:, 0, None, None]
+  dy = grid[None, :, None] - centre[:, 1, None, None]
+  along = (dx * unit[:, 0, None, None] + dy * unit[:, 1, None, None]) / (
+      _MASK_ALONG * length[:, None, None])
+  across = (dx * unit[:, 1, None, None] - dy * unit[:, 0, None, None]) / (
+      _MASK_ACROSS * length[:, None, None])
+  radius = jnp.sqrt(along ** 2 + across ** 2)
+  mask = jax.nn.sigmoid((1.0 - radius) / softness * 4.0)
+  return jnp.where(known[:, None, None], mask, 0.0)[..., None]

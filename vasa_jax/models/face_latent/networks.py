@@ -131,12 +131,24 @@ class FaceLatentConfig:
   separate_motion_trunks: bool = True
   # The renderer also predicts an alpha mask; the frame is the rendered head composited over the
   # source image (an unwarped background path: shoulders and backdrop stay still while the head
-  # moves). False: the whole frame comes out of the warped volume.
+  # moves). False: the whole frame comes out of the warped volume. Unwarped (`background_warp`
+  # False), the source copied through an alpha near 0 is an easy minimum that the motion codes
+  # never leave (`trainers.face_latent.foreground_loss`).
   background_path: bool = True
   # The 2D renderer's residual blocks are modulated by z_dyn (adaptive GroupNorm), a direct path
   # for what a warp cannot draw (a mouth opening over teeth, closing eyelids) beside the warps.
   # Ours: MegaPortraits' renderer is unconditioned.
   render_dynamics: bool = False
+  # With the background path, the background is the source image carried to the target's pose and
+  # dynamics by the model's own two 3D warps (source pose and flow into canonical space, target
+  # flow and pose out), projected onto the image plane with per-pixel weights over the volume's
+  # depth that the renderer predicts, and blended with the unwarped image by a per-pixel weight it
+  # predicts too (a still backdrop and shoulders stay still); the rendered head is composited over
+  # that. Ours (MegaPortraits
+  # renders from the warped volume alone): the pixels keep the photo's detail, which a small model
+  # trained briefly does not draw, and the motion codes move sharp edges from the first step.
+  # False: the source image unwarped.
+  background_warp: bool = False
   # How much the dynamics trunk's stem downsamples its input: 4 is ResNet's (a stride-2 7x7
   # convolution and a stride-2 max pool), 2 keeps the pool out, 1 both. Ours: at 64 px a mouth is
   # about 6 pixels wide, under 2 after ResNet's stem.
@@ -149,6 +161,12 @@ class FaceLatentConfig:
   # frame the dynamics trunk did not learn the jaw even when told it.
   dynamics_crop: float = 0.0
   dynamics_crop_extent: float = 0.9
+  # The pose head also reads the landmarks' geometry (`alignment.landmark_features`: where the
+  # eyes, nose, mouth, chin and forehead sit, and their shape about the eyes) through a small MLP,
+  # beside the pose trunk. Ours: at 64 px the tiny pose trunk alone read yaw on held-out
+  # identities at r 0.66 after 500 steps of training on the label
+  # (`benchmarks/motion_encoder_probe.py --label yaw --dynamics_crop 0`).
+  pose_landmarks: bool = False
 
   @property
   def volume_shape(self) -> tuple[int, int, int]:
@@ -363,6 +381,12 @@ class MotionEncoder(nn.Module):
     pose_features = features
     if cfg.separate_motion_trunks:
       pose_features = ResNetTrunk(name="pose_trunk", **trunk)(image)
+    if cfg.pose_landmarks:
+      geometry = alignment.landmark_features(landmarks, image.shape[0]).astype(self.dtype)
+      for index in range(2):
+        geometry = nn.relu(nn.Dense(4 * cfg.motion_width, name=f"pose_geometry_{index}",
+                                    **kw)(geometry))
+      pose_features = jnp.concatenate([pose_features, geometry], axis=-1)
     z_pose = nn.Dense(warping.POSE_DIM, kernel_init=nn.initializers.normal(1e-3),
                       dtype=jnp.float32, param_dtype=self.param_dtype,
                       name="pose_head")(pose_features.astype(jnp.float32))
@@ -451,12 +475,15 @@ class CanonicalVolumeNet(nn.Module):
 
 class Renderer(nn.Module):
   """Posed volume `[batch, D, h, w, C]` -> (image `[batch, H, W, 3]` in [-1, 1], alpha
-  `[batch, H, W, 1]` in (0, 1)), both float32.
+  `[batch, H, W, 1]` in (0, 1), background logits `[batch, H, W, D + 1]` or None), all float32.
 
   Depth is folded into channels and projected by a 1x1 convolution, then 2D residual blocks and one
   x2 upsampling (bilinear with `linear_upsampling`) + residual block per `render_up_channels`
   entry; with `render_dynamics` the blocks' norms are modulated by z_dyn. The alpha (where the
-  rendered head covers the background) starts at 0.5 everywhere.
+  rendered head covers the background) starts at 0.5 everywhere. With `background_warp` the
+  depth logits weigh the volume's depth slices where the warped background is read (uniform at
+  initialisation) and, last, where the background moves with the head rather than stays (even
+  at initialisation); else they are None.
   """
 
   config: FaceLatentConfig
@@ -465,7 +492,7 @@ class Renderer(nn.Module):
 
   @nn.compact
   def __call__(self, volume: jax.Array, z_dyn: jax.Array | None = None
-               ) -> tuple[jax.Array, jax.Array]:
+               ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     cfg, kw = self.config, dict(dtype=self.dtype, param_dtype=self.param_dtype)
     cond = z_dyn.astype(self.dtype) if cfg.render_dynamics and z_dyn is not None else None
     batch, depth, height, width, channels = volume.shape
@@ -476,17 +503,25 @@ class Renderer(nn.Module):
     for features in cfg.render_up_channels:
       x = layers.ResBlock2D(features, **_blocks(cfg), **kw)(_upsample(cfg, x, (2, 2)), cond)
     x = nn.relu(_norm(cfg, x.shape[-1], **kw)(x))
-    x = layers.conv(4, 3, 2, standardize=False, name="to_rgba", **kw)(x).astype(jnp.float32)
-    return jnp.tanh(x[..., :3]), jax.nn.sigmoid(x[..., 3:])
+    rgba = layers.conv(4, 3, 2, standardize=False, name="to_rgba", **kw)(x).astype(jnp.float32)
+    depth_logits = None
+    if cfg.background_path and cfg.background_warp:
+      depth_logits = layers.conv(cfg.volume_depth + 1, 3, 2, standardize=False,
+                                 kernel_init=nn.initializers.zeros, name="to_depth",
+                                 **kw)(x).astype(jnp.float32)
+    return jnp.tanh(rgba[..., :3]), jax.nn.sigmoid(rgba[..., 3:]), depth_logits
 
 
 class FaceLatentModel(nn.Module):
   """The face autoencoder: `encode` an image into latents, `decode` latents into an image.
 
   Methods (all usable through `model.apply(params, ..., method=...)`):
-    encode(image, landmarks=None) -> dict(v_app, z_id, z_pose, z_dyn, background)
+    encode(image, landmarks=None) -> dict(v_app, z_id, z_pose, z_dyn, background,
+      background_flow)
     encode_motion(image, landmarks=None) -> (z_pose, z_dyn)
-    decode(v_app, z_id, z_pose, z_dyn, background=None) -> image `[batch, H, W, 3]` in [-1, 1]
+    decode(v_app, z_id, z_pose, z_dyn, background=None, background_flow=None,
+      background_pose=None, return_alpha=False) -> image
+      `[batch, H, W, 3]` in [-1, 1] (and the alpha `[batch, H, W, 1]` with `return_alpha`)
     __call__(source, driving, source_landmarks=None, driving_landmarks=None) -> dict(image, v_app,
       z_id, z_pose, z_dyn, background, z_pose_driving, z_dyn_driving): the source's appearance
       and identity driven by the driving frame's motion.
@@ -494,8 +529,10 @@ class FaceLatentModel(nn.Module):
   landmarks `[batch, 6, 2]` ((x, y) / size, `schema.LANDMARK_NAMES`) place the dynamics crop
   (`alignment`; None or NaN rows: the canonical crop's positions).
   With `config.background_path`, `background` is the encoded image itself (the unwarped path) and
-  `decode` composites the rendered head over it with the renderer's alpha; without a background
-  (or without the path) `decode` returns the rendering alone.
+  `decode` composites the rendered head over it with the renderer's alpha (with
+  `config.background_warp`, over it carried by the warps: the source's `background_flow` and
+  `z_pose`, `warp_background`);
+  without a background (or without the path) `decode` returns the rendering alone.
   """
 
   config: FaceLatentConfig
@@ -537,21 +574,43 @@ class FaceLatentModel(nn.Module):
     latents = dict(v_app=v_app, z_id=z_id, z_pose=z_pose, z_dyn=z_dyn)
     if self.config.background_path:
       latents["background"] = image.astype(jnp.float32)
+      if self.config.background_warp:
+        latents["background_flow"] = flow  # With z_pose, how `decode` reads the background.
     return latents
 
   def decode(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array, z_dyn: jax.Array,
-             background: jax.Array | None = None) -> jax.Array:
-    rgb, alpha = self.decode_layers(v_app, z_id, z_pose, z_dyn)
-    if background is None or not self.config.background_path:
-      return rgb
-    return alpha * rgb + (1.0 - alpha) * background.astype(jnp.float32)
+             background: jax.Array | None = None, background_flow: jax.Array | None = None,
+             background_pose: jax.Array | None = None, return_alpha: bool = False
+             ) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """The image; with `return_alpha`, (image, the renderer's alpha `[batch, H, W, 1]`).
+
+    `background` and `background_flow` are `encode`'s and `background_pose` its `z_pose` (None:
+    the rendering alone); with `background_warp` the background is read through both warps
+    (`warp_background`).
+    """
+    rgb, alpha, flow, depth_logits = self._render(v_app, z_id, z_pose, z_dyn)
+    image = rgb
+    if background is not None and self.config.background_path:
+      background = background.astype(jnp.float32)
+      if self.config.background_warp and background_flow is not None:
+        moving = jax.nn.sigmoid(depth_logits[..., -1:])
+        warped = warp_background(background, background_pose, background_flow, z_pose, flow,
+                                 depth_logits[..., :-1], self.config.volume_size)
+        background = moving * warped + (1.0 - moving) * background
+      image = alpha * rgb + (1.0 - alpha) * background
+    return (image, alpha) if return_alpha else image
 
   def decode_layers(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array,
                     z_dyn: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(rendered head `[batch, H, W, 3]`, alpha `[batch, H, W, 1]`) before compositing."""
+    rgb, alpha, _, _ = self._render(v_app, z_id, z_pose, z_dyn)
+    return rgb, alpha
+
+  def _render(self, v_app, z_id, z_pose, z_dyn):
     flow = self.warp_from_canonical_net(z_dyn, z_id)
     posed = warping.warp_from_canonical(v_app, z_pose, flow)
-    return self.renderer(self.canonical_net(posed), z_dyn)
+    rgb, alpha, depth_logits = self.renderer(self.canonical_net(posed), z_dyn)
+    return rgb, alpha, flow, depth_logits
 
   def __call__(self, source: jax.Array, driving: jax.Array,
                source_landmarks: jax.Array | None = None,
@@ -559,8 +618,29 @@ class FaceLatentModel(nn.Module):
     latents = self.encode(source, source_landmarks)
     z_pose_driving, z_dyn_driving = self.encode_motion(driving, driving_landmarks)
     image = self.decode(latents["v_app"], latents["z_id"], z_pose_driving, z_dyn_driving,
-                        latents.get("background"))
+                        latents.get("background"), latents.get("background_flow"),
+                        latents["z_pose"])
     return dict(image=image, z_pose_driving=z_pose_driving, z_dyn_driving=z_dyn_driving, **latents)
+
+
+def warp_background(background: jax.Array, source_pose: jax.Array, source_flow: jax.Array | None,
+                    z_pose: jax.Array, flow: jax.Array | None, depth_logits: jax.Array,
+                    volume_size: int) -> jax.Array:
+  """The source image `[batch, H, W, 3]` carried to a target pose and flow through the volume's
+  warps: each pixel's column of points through the posed volume is taken to canonical space
+  (`warping.posed_to_canonical` with the target's `z_pose` and `flow`) and on to the source
+  (`warping.canonical_to_source`, the source's pose and flow), and the positions are averaged over the
+  column with the softmax of `depth_logits` `[batch, H, W, D]`; the image is read there
+  bilinearly. With the source's pose as the target's and no flows, this is the source image."""
+  batch, size = background.shape[0], background.shape[1]
+  depth = depth_logits.shape[-1]
+  points = jnp.broadcast_to(warping.pixel_grid(depth, size, volume_size),
+                            (batch, depth, size, size, 3))
+  canonical = warping.posed_to_canonical(z_pose, flow, points)
+  source = warping.canonical_to_source(source_pose, source_flow, canonical)
+  weights = jax.nn.softmax(depth_logits, axis=-1)  # [batch, H, W, D]
+  source_xy = jnp.einsum("bhwd,bdhwc->bhwc", weights, source[..., :2])
+  return alignment.bilinear_sample(background, warping.grid_to_image(source_xy, volume_size))
 
 
 class _PatchGAN(nn.Module):

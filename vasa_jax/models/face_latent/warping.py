@@ -167,6 +167,28 @@ def rigid_grid(affine: jax.Array, shape: tuple[int, int, int]) -> jax.Array:
   return head_to_grid(apply_affine(invert_affine(affine), points))
 
 
+def canonical_to_source(z_pose: jax.Array, flow: jax.Array | None, points: jax.Array
+                        ) -> jax.Array:
+  """Canonical grid points `[batch, d, h, w, 3]` -> the source points they read
+  (`warp_to_canonical`): A(p + flow(p)), the flow read at p by trilinear interpolation (none
+  outside the volume)."""
+  points = points.astype(jnp.float32)
+  if flow is not None:
+    points = points + trilinear_sample(flow.astype(jnp.float32), points)
+  return head_to_grid(apply_affine(pose_to_affine(z_pose), grid_to_head(points)))
+
+
+def posed_to_canonical(z_pose: jax.Array, flow: jax.Array | None, points: jax.Array
+                       ) -> jax.Array:
+  """Grid points `[batch, d, h, w, 3]` of the posed (target) volume -> the canonical points they
+  read (`warp_from_canonical`): q + flow(q), q = A^{-1}(p)."""
+  affine = invert_affine(pose_to_affine(z_pose))
+  canonical = head_to_grid(apply_affine(affine, grid_to_head(points.astype(jnp.float32))))
+  if flow is not None:
+    canonical = canonical + trilinear_sample(flow.astype(jnp.float32), canonical)
+  return canonical
+
+
 def warp_to_canonical(volume: jax.Array, z_pose: jax.Array, flow: jax.Array | None = None
                       ) -> jax.Array:
   """Posed (source) volume -> canonical: undo the head pose, then apply the non-rigid flow.
@@ -202,7 +224,23 @@ def warp_from_canonical(volume: jax.Array, z_pose: jax.Array, flow: jax.Array | 
     `[batch, D, H, W, channels]`, V_posed(p) = V_can(q + flow(q)) with q = A^{-1}(p); the flow is
     read at q by trilinear interpolation (zero outside the cube, where the volume is empty anyway).
   """
-  canonical = rigid_grid(pose_to_affine(z_pose), volume.shape[1:4])
-  if flow is not None:
-    canonical = canonical + trilinear_sample(flow.astype(jnp.float32), canonical)
-  return trilinear_sample(volume, canonical)
+  z_pose = jnp.broadcast_to(jnp.asarray(z_pose, jnp.float32), (volume.shape[0], POSE_DIM))
+  points = jnp.broadcast_to(identity_grid(*volume.shape[1:4]), volume.shape[:4] + (3,))
+  return trilinear_sample(volume, posed_to_canonical(z_pose, flow, points))
+
+
+def pixel_grid(depth: int, image_size: int, volume_size: int) -> jax.Array:
+  """`[depth, image_size, image_size, 3]` grid points of a volume of `volume_size`^2 x `depth` at
+  the image's pixel centres: the volume spans the image, voxel j of `volume_size` lying over the
+  pixels' fraction (j + 0.5) / volume_size (`grid_to_image` is the inverse)."""
+  fraction = (jnp.arange(image_size, dtype=jnp.float32) + 0.5) / image_size
+  g = (fraction * volume_size - 0.5) / max(volume_size - 1, 1) * 2.0 - 1.0
+  gz = jnp.linspace(-1.0, 1.0, depth, dtype=jnp.float32)
+  z, y, x = jnp.meshgrid(gz, g, g, indexing="ij")
+  return jnp.stack([x, y, z], axis=-1)
+
+
+def grid_to_image(grid_xy: jax.Array, volume_size: int) -> jax.Array:
+  """Grid (gx, gy) `[..., 2]` of a volume of `volume_size`^2 spanning the image -> (x, y) / image
+  size (the convention of `alignment.bilinear_sample`)."""
+  return ((grid_xy + 1.0) * 0.5 * max(volume_size - 1, 1) + 0.5) / volume_size
