@@ -24,9 +24,11 @@ def get_config(arg=None):
   config.task = "face_latent"
   config.seed = 0
   config.model = face_latent.default_model(arg.variant)
-  # cross_clip: the share of pairs whose driving frame comes from another clip of the identity.
+  # cross_clip: the share of pairs whose driving frame comes from another clip of the identity;
+  # nearby: of the others, the share whose driving frame is within nearby_frames of the source.
   config.data = ml_collections.ConfigDict(
-      dict(data_dir="", dataset="synthtalk/tiny", worker_count=0, cross_clip=0.5))
+      dict(data_dir="", dataset="synthtalk/tiny", worker_count=0, cross_clip=0.5, nearby=0.0,
+           nearby_frames=8))
   config.batch_size = 8
   face_latent.default_optimization(config, total_steps=20 if arg.runlocal else 2000)
   config.losses = face_latent.default_losses()

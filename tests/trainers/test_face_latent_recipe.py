@@ -138,6 +138,31 @@ def test_the_foreground_loss_asks_the_alpha_to_cover_the_face_not_the_backdrop()
                "--config.losses.weights.foreground=1").weights["foreground"] == 0
 
 
+def test_the_features_foreground_covers_the_mouth_and_eyes_only():
+  """`foreground_region="features"`: the rendered head must draw the mouth and the eyes (the
+  weights of `region_l1`); the rest of the face may come from the warped photo."""
+  landmarks = np.array([[(0.4, 0.4), (0.6, 0.4), (0.5, 0.52), (0.5, 0.64), (0.5, 0.75),
+                         (0.5, 0.28)]], np.float32)
+  bumps = np.asarray(face_latent.feature_bumps(landmarks, 64, 0.08))
+  assert bumps.shape == (1, 64, 64)
+  assert bumps[0, 41, 32] == pytest.approx(1.0, abs=0.02)  # The mouth centre (0.64 x 64 = 41).
+  assert bumps[0, 25, 25] == pytest.approx(1.0, abs=0.02)  # The left eye.
+  assert bumps[0, 5, 5] < 1e-3 and bumps[0, 60, 32] < 0.1  # Backdrop; below the chin.
+  face = np.asarray(alignment.face_mask(landmarks, 64))[0, ..., 0] > 0.5
+  features = bumps[0] > 0.5
+  others = face & (bumps[0] < 0.3)  # Forehead, cheeks and chin: fewer pixels than `features`.
+  assert 100 < others.sum() < features.sum()
+  loss = lambda covered, region: float(face_latent.foreground_loss(  # noqa: E731
+      jnp.where(covered, 0.99, 0.01)[None, ..., None], landmarks, region, 0.08))
+  # Drawing the features costs less than drawing the rest of the face, under "features" only.
+  assert loss(features, "features") < 0.5 * loss(others, "features")
+  assert loss(features, "face") > 0.5 * loss(others, "face")
+  task = _task("--config.losses.weights.foreground=1", "--config.losses.foreground_region=features")
+  assert task.foreground_region == "features" and _task().foreground_region == "face"
+  with pytest.raises(UserError, match="foreground_region='eyes' is unknown"):
+    _task("--config.losses.foreground_region=eyes")
+
+
 def test_generator_and_discriminator_have_their_own_optimizers():
   """Each network is clipped on its own gradient norm: a huge generator gradient does not shrink
   the discriminator's update (one global clip did), and the discriminator has its own b1."""

@@ -135,7 +135,9 @@ class FaceFrameTriplets:
   With probability `cross_clip` (where the identity has several clips) the driving frame comes
   from another clip of the source's identity, so what is constant within a clip (base head pose,
   gaze, distance, emotion) must travel through the motion codes rather than the appearance; else
-  both frames come from one clip. Augmentation (when `augment`): one colour jitter (brightness,
+  both frames come from one clip, and then, with probability `nearby`, the driving frame lies
+  within `nearby_frames` of the source (a pair whose head pose barely differs, so what is left to
+  explain is the mouth and the eyes). Augmentation (when `augment`): one colour jitter (brightness,
   contrast, saturation) shared by the source and driving frames, so the pair still shows the same
   face, and another for the other identity's frame; and, with probability `flip`, all three frames
   mirrored left-right, with the labels and landmarks mirrored to match (yaw, roll, tx and the gaze's
@@ -152,6 +154,8 @@ class FaceFrameTriplets:
   augment: bool = True
   cross_clip: float = 0.5
   flip: float = 0.5
+  nearby: float = 0.0
+  nearby_frames: int = 8
   _by_identity: dict | None = dataclasses.field(default=None, init=False, repr=False)
 
   def __call__(self, clip: dict, rng: np.random.Generator) -> dict:
@@ -163,6 +167,9 @@ class FaceFrameTriplets:
     if self.cross_clip > 0 and rng.random() < self.cross_clip:
       driving_clip = self._same_identity(clip, rng)
       driving_t = int(rng.integers(len(driving_clip["frames"])))
+    elif self.nearby > 0 and rng.random() < self.nearby:
+      driving_t = int(rng.integers(max(0, source_t - self.nearby_frames),
+                                   min(num_frames, source_t + self.nearby_frames + 1)))
     source = decode_frames(clip["frames"], [source_t])[0]
     driving = decode_frames(driving_clip["frames"], [driving_t])[0]
     other_clip = self._other_identity(clip, rng)

@@ -51,6 +51,7 @@ LATE_LOSSES = ("adversarial", "feature_matching", "contrastive", "consistency", 
 _POSE_LABELS = (0, 1, 2)  # yaw, pitch, roll
 # Label columns z_dyn's first two entries are anchored to by the diagnostic `dynamics_labels` loss.
 _DYNAMICS_LABELS = (10, 9)  # jaw_open, blink
+FOREGROUND_REGIONS = ("face", "features")  # `foreground_loss`
 _MOUTH, _EYES = 3, (0, 1)  # landmark rows: mouth centre; left and right eye
 
 
@@ -68,7 +69,9 @@ def default_losses() -> ml_collections.ConfigDict:
   METHOD.md gives them; L1 10, pose 10, consistency 10 and cross-identity 4 (METHOD.md's
   face-network weight) are our choice. `weights.foreground` (0, off; `foreground_loss`) asks the
   renderer's alpha to cover the face, so that the face is drawn from the volume rather than taken
-  from the background path.
+  from the background path; with `foreground_region` "features", the mouth and the eyes only
+  (Gaussians of `foreground_sigma` of the image size), where expressions draw what a warp of the
+  photo cannot.
   Our choices too: `start` (the step each late loss begins at: reconstruction alone first, as GAN
   practice and EMOPortraits do, with contrastive and consistency last), `region_weight` (the L1
   of pixels near the mouth and eyes counts 1 + region_weight times; landmarks from the dataset,
@@ -87,7 +90,8 @@ def default_losses() -> ml_collections.ConfigDict:
       start=ml_collections.ConfigDict(dict(
           adversarial=1000, feature_matching=1000, contrastive=2000, consistency=2000,
           cross_identity=2000)),
-      region_weight=4.0, region_sigma=0.08, consistency_fraction=0.5))
+      region_weight=4.0, region_sigma=0.08, foreground_region="face", foreground_sigma=0.04,
+      consistency_fraction=0.5))
 
 
 def default_model(variant: str) -> ml_collections.ConfigDict:
@@ -97,7 +101,8 @@ def default_model(variant: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       variant=variant, remat=False, warp_input=True, flow_init=1e-2, flow_stride=2,
       linear_upsampling=True, min_group_size=8, zero_branches=True, separate_motion_trunks=True,
-      background_path=True, background_warp=True, render_dynamics=False, motion_stem_stride=2,
+      background_path=True, background_warp=True, background_residual=False,
+      render_dynamics=False, motion_stem_stride=2,
       dynamics_crop=0.5, dynamics_crop_extent=0.9, pose_landmarks=True))
 
 
@@ -228,6 +233,11 @@ class FaceLatentTask:
     self.starts = {name: int(starts.get(name, 0) or 0) for name in LATE_LOSSES}
     self.region_weight = float(config.losses.get("region_weight", 0.0))
     self.region_sigma = float(config.losses.get("region_sigma", 0.08))
+    self.foreground_region = str(config.losses.get("foreground_region", "face"))
+    self.foreground_sigma = float(config.losses.get("foreground_sigma", 0.04))
+    if self.foreground_region not in FOREGROUND_REGIONS:
+      raise UserError(f"config.losses.foreground_region={self.foreground_region!r} is unknown; "
+                      f"fix: one of {FOREGROUND_REGIONS}")
     self.consistency_fraction = float(config.losses.get("consistency_fraction", 1.0))
     if not 0.0 < self.consistency_fraction <= 1.0:
       raise UserError(f"config.losses.consistency_fraction={self.consistency_fraction}: give a "
@@ -344,7 +354,8 @@ class FaceLatentTask:
     losses = {"l1": region_l1(recon, driving, driving_landmarks,
                               self.region_weight, self.region_sigma)}
     if w["foreground"]:
-      losses["foreground"] = foreground_loss(alpha, driving_landmarks)
+      losses["foreground"] = foreground_loss(alpha, driving_landmarks, self.foreground_region,
+                                             self.foreground_sigma)
     if w["perceptual"]:
       features_fn, variables = self.vgg
       losses["perceptual"] = perceptual.perceptual_l1(features_fn, variables, recon, driving)
@@ -407,7 +418,8 @@ class FaceLatentTask:
         process_index=process_index, process_count=process_count,
         random_transform=pipelines.FaceFrameTriplets(
             source, self.image_size, augment=augment,
-            cross_clip=float(data.get("cross_clip", 0.0))),
+            cross_clip=float(data.get("cross_clip", 0.0)), nearby=float(data.get("nearby", 0.0)),
+            nearby_frames=int(data.get("nearby_frames", 8))),
         worker_count=data.worker_count)
 
 
@@ -418,16 +430,10 @@ def model_overrides(config: ml_collections.ConfigDict) -> dict:
           if k not in ("variant", "remat")}
 
 
-def region_l1(pred: jax.Array, target: jax.Array, landmarks: jax.Array | None,
-              region_weight: float, sigma: float) -> jax.Array:
-  """L1 with pixels near the mouth and the eyes counting `1 + region_weight` times (Gaussians of
-  std `sigma` x the image size around the landmarks `[batch, 6, 2]`, (x, y) / size, in
-  `schema.LANDMARK_NAMES` order); rows whose landmarks are unknown (NaN) weigh every pixel 1.
-  Normalised by the weights' sum, so it stays on the scale of a plain L1."""
-  error = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
-  if landmarks is None or not region_weight:
-    return jnp.mean(error)
-  size = pred.shape[1]
+def feature_bumps(landmarks: jax.Array, size: int, sigma: float) -> jax.Array:
+  """`[batch, size, size]`: the largest of three Gaussians of std `sigma` x `size` around the
+  mouth and the eyes (`landmarks` `[batch, 6, 2]`, (x, y) / size, `schema.LANDMARK_NAMES` order),
+  1 at a landmark; all zeros for a row whose mouth or eyes are unknown (NaN)."""
   centres = jnp.asarray(landmarks, jnp.float32)[:, (_MOUTH, *_EYES)]  # [batch, 3, 2]
   known = jnp.all(jnp.isfinite(centres), axis=(1, 2))
   centres = jnp.where(jnp.isfinite(centres), centres, 0.0)
@@ -435,15 +441,29 @@ def region_l1(pred: jax.Array, target: jax.Array, landmarks: jax.Array | None,
   dx = grid[None, None, None, :] - centres[:, :, 0, None, None]
   dy = grid[None, None, :, None] - centres[:, :, 1, None, None]
   bumps = jnp.exp(-(dx ** 2 + dy ** 2) / (2.0 * sigma ** 2))  # [batch, 3, size, size]
-  weight = 1.0 + region_weight * jnp.where(known[:, None, None], jnp.max(bumps, axis=1), 0.0)
+  return jnp.where(known[:, None, None], jnp.max(bumps, axis=1), 0.0)
+
+
+def region_l1(pred: jax.Array, target: jax.Array, landmarks: jax.Array | None,
+              region_weight: float, sigma: float) -> jax.Array:
+  """L1 with pixels near the mouth and the eyes counting `1 + region_weight` times
+  (`feature_bumps` of std `sigma` x the image size); rows whose landmarks are unknown (NaN) weigh
+  every pixel 1. Normalised by the weights' sum, so it stays on the scale of a plain L1."""
+  error = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
+  if landmarks is None or not region_weight:
+    return jnp.mean(error)
+  weight = 1.0 + region_weight * feature_bumps(landmarks, pred.shape[1], sigma)
   weight = weight[..., None]
   return jnp.sum(weight * error) / (jnp.sum(weight) * error.shape[-1])
 
 
-def foreground_loss(alpha: jax.Array, landmarks: jax.Array | None) -> jax.Array:
-  """Mean -log(alpha) over the driving frame's face (`alignment.face_mask` of its landmarks,
-  `[batch, 6, 2]` or None): the rendered head, not the background path, must make the face. 0
-  where no landmarks are known.
+def foreground_loss(alpha: jax.Array, landmarks: jax.Array | None, region: str = "face",
+                    sigma: float = 0.04) -> jax.Array:
+  """Mean -log(alpha) over a region of the driving frame (landmarks `[batch, 6, 2]` or None): the
+  rendered head, not the background path, must draw it. `region` "face": the face ellipse
+  (`alignment.face_mask`); "features": the mouth and the eyes (`feature_bumps` of std `sigma` x the
+  image size), where expressions draw what a warp of the photo cannot (teeth, the mouth's inside,
+  closed lids). 0 where no landmarks are known.
 
   Ours, off in the recipe (`weights.foreground` 0). With the unwarped background path and without
   this term, the reconstruction's quickest minimum is the source copied through an alpha near 0
@@ -454,7 +474,12 @@ def foreground_loss(alpha: jax.Array, landmarks: jax.Array | None) -> jax.Array:
   motion codes."""
   if landmarks is None:
     return jnp.zeros((), jnp.float32)
-  mask = alignment.face_mask(landmarks, alpha.shape[1])
+  if region == "face":
+    mask = alignment.face_mask(landmarks, alpha.shape[1])
+  elif region == "features":
+    mask = feature_bumps(jax.lax.stop_gradient(landmarks), alpha.shape[1], sigma)[..., None]
+  else:
+    raise ValueError(f"foreground region {region!r}: use one of {FOREGROUND_REGIONS}")
   nll = -jnp.log(jnp.clip(alpha.astype(jnp.float32), 1e-6, 1.0))
   return jnp.sum(mask * nll) / jnp.maximum(jnp.sum(mask), 1.0)
 

@@ -110,6 +110,28 @@ def test_stage1_pairs_cross_clips_of_one_identity(tiny_dir):
   assert not any(np.array_equal(example["driving_labels"], row) for row in clip_labels)
 
 
+def test_stage1_nearby_pairs_lie_within_nearby_frames(tiny_dir):
+  """With nearby=1 the driving frame is at most `nearby_frames` from the source; without, pairs
+  reach across the clip."""
+  source = pipelines.open_split(tiny_dir, "synthtalk/tiny", "train")
+  clip = source[0]
+  labels = schema.stack_labels(clip["labels"])
+
+  def gaps(**kw):
+    triplets = pipelines.FaceFrameTriplets(source, 48, augment=False, cross_clip=0.0, **kw)
+    out = []
+    for seed in range(24):
+      example = triplets(clip, np.random.default_rng(seed))
+      (s,) = [t for t, row in enumerate(labels) if np.array_equal(row, example["source_labels"])]
+      (d,) = [t for t, row in enumerate(labels) if np.array_equal(row, example["driving_labels"])]
+      out.append(abs(s - d))
+    return np.array(out)
+
+  near = gaps(nearby=1.0, nearby_frames=3)
+  assert near.max() <= 3 and near.min() == 0
+  assert gaps().max() > 6
+
+
 def test_mirroring_flips_the_labels_and_landmarks_with_the_frame():
   labels = np.arange(len(schema.LABEL_NAMES), dtype=np.float32) + 1
   mirrored = pipelines.mirror_labels(labels)

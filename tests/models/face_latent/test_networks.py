@@ -380,6 +380,39 @@ def test_the_warped_background_is_the_source_carried_by_the_pose(tiny_model):
   assert float(jnp.abs(out - unwarped).mean()) > 0.02
 
 
+def test_the_residual_renderer_adds_a_correction_to_the_warped_background(tiny_model):
+  """`background_residual`: the frame is the (warped) background plus the renderer's output, which
+  starts at zero, so an untrained model returns the photo carried by its near-identity warps."""
+  image = _images(9)
+  residual = networks.FaceLatentModel(networks.make_config(TINY, background_warp=True,
+                                                           background_residual=True))
+  expected = jax.eval_shape(residual.init, jax.random.key(0), image, image)["params"]
+  base = tiny_model[1]["params"]
+  zero = lambda tree: jax.tree.map(jnp.zeros_like, tree)  # noqa: E731
+  params = {**base, "renderer": {**base["renderer"], "to_depth": zero(
+      expected["renderer"]["to_depth"]), "to_rgba": zero(base["renderer"]["to_rgba"])}}
+  assert jax.tree.structure(params) == jax.tree.structure(expected)
+  red = {**params, "renderer": {**params["renderer"], "to_rgba": {
+      "kernel": params["renderer"]["to_rgba"]["kernel"], "bias": jnp.array([0.1, 0, 0, 0.0])}}}
+
+  def run(params):
+    latents = residual.apply({"params": params}, image, method=residual.encode)
+    return residual.apply({"params": params}, latents["v_app"], latents["z_id"],
+                          latents["z_pose"], latents["z_dyn"], latents["background"],
+                          latents["background_flow"], latents["z_pose"], method=residual.decode)
+
+  plain, redder = jax.jit(lambda a, b: (run(a), run(b)))(params, red)
+  assert float(jnp.abs(plain - image)[:, 8:-8, 8:-8].mean()) < 0.1  # The photo, barely moved.
+  inside = (jnp.abs(plain) < 0.85)[..., 0]
+  assert float(jnp.abs(jnp.where(inside, redder[..., 0] - plain[..., 0] - 0.1, 0)).max()) < 1e-5
+  np.testing.assert_allclose(redder[..., 1:], plain[..., 1:], atol=1e-6)
+  # The renderer's last layer starts at zero (its own init, not only the zeroed test weights).
+  renderer = networks.Renderer(residual.config)
+  volume = jnp.ones((1, *TINY.volume_shape, TINY.volume_channels))
+  init = jax.jit(renderer.init)(_key(), volume)["params"]["to_rgba"]
+  assert float(jnp.abs(init["kernel"]).max()) == 0.0
+
+
 def test_the_pose_head_reads_the_landmarks_geometry_when_asked():
   image = _images(3)
   landmarks = jnp.broadcast_to(jnp.asarray(

@@ -149,6 +149,13 @@ class FaceLatentConfig:
   # trained briefly does not draw, and the motion codes move sharp edges from the first step.
   # False: the source image unwarped.
   background_warp: bool = False
+  # With the background path, the renderer adds a correction to the (warped) background instead of
+  # drawing a layer composited over it: the frame is the background plus the renderer's output
+  # (its last layer initialised at zero, so training starts from the warped photo), clipped to
+  # [-1, 1]; the alpha is not used. Ours: a warp moves the photo's pixels but cannot draw what the
+  # photo does not show (teeth and the inside of an opening mouth, closing lids), and a layer drawn
+  # from the volume is a blur for thousands of steps; a correction needs to draw only what changed.
+  background_residual: bool = False
   # How much the dynamics trunk's stem downsamples its input: 4 is ResNet's (a stride-2 7x7
   # convolution and a stride-2 max pool), 2 keeps the pool out, 1 both. Ours: at 64 px a mouth is
   # about 6 pixels wide, under 2 after ResNet's stem.
@@ -483,7 +490,8 @@ class Renderer(nn.Module):
   rendered head covers the background) starts at 0.5 everywhere. With `background_warp` the
   depth logits weigh the volume's depth slices where the warped background is read (uniform at
   initialisation) and, last, where the background moves with the head rather than stays (even
-  at initialisation); else they are None.
+  at initialisation); else they are None. With `background_residual` the image is the correction
+  added to the background, unbounded and zero at initialisation.
   """
 
   config: FaceLatentConfig
@@ -503,13 +511,18 @@ class Renderer(nn.Module):
     for features in cfg.render_up_channels:
       x = layers.ResBlock2D(features, **_blocks(cfg), **kw)(_upsample(cfg, x, (2, 2)), cond)
     x = nn.relu(_norm(cfg, x.shape[-1], **kw)(x))
-    rgba = layers.conv(4, 3, 2, standardize=False, name="to_rgba", **kw)(x).astype(jnp.float32)
+    residual = cfg.background_path and cfg.background_residual
+    rgba = layers.conv(4, 3, 2, standardize=False, name="to_rgba",
+                       kernel_init=(nn.initializers.zeros if residual
+                                    else nn.initializers.lecun_normal()),
+                       **kw)(x).astype(jnp.float32)
     depth_logits = None
     if cfg.background_path and cfg.background_warp:
       depth_logits = layers.conv(cfg.volume_depth + 1, 3, 2, standardize=False,
                                  kernel_init=nn.initializers.zeros, name="to_depth",
                                  **kw)(x).astype(jnp.float32)
-    return jnp.tanh(rgba[..., :3]), jax.nn.sigmoid(rgba[..., 3:]), depth_logits
+    rgb = rgba[..., :3] if residual else jnp.tanh(rgba[..., :3])
+    return rgb, jax.nn.sigmoid(rgba[..., 3:]), depth_logits
 
 
 class FaceLatentModel(nn.Module):
@@ -597,7 +610,10 @@ class FaceLatentModel(nn.Module):
         warped = warp_background(background, background_pose, background_flow, z_pose, flow,
                                  depth_logits[..., :-1], self.config.volume_size)
         background = moving * warped + (1.0 - moving) * background
-      image = alpha * rgb + (1.0 - alpha) * background
+      if self.config.background_residual:
+        image = jnp.clip(background + rgb, -1.0, 1.0)
+      else:
+        image = alpha * rgb + (1.0 - alpha) * background
     return (image, alpha) if return_alpha else image
 
   def decode_layers(self, v_app: jax.Array, z_id: jax.Array, z_pose: jax.Array,

@@ -152,21 +152,6 @@ def trilinear_sample(volume: jax.Array, grid: jax.Array) -> jax.Array:
   return out.reshape(out_shape + (channels,)).astype(volume.dtype)
 
 
-def rigid_grid(affine: jax.Array, shape: tuple[int, int, int]) -> jax.Array:
-  """Grid that, sampled from a source volume, gives that volume moved by `affine`.
-
-  Args:
-    affine: `[batch, 3, 4]` head-frame affine (e.g. `pose_to_affine(z_pose)`).
-    shape: (D, H, W) of the output volume.
-
-  Returns:
-    `[batch, D, H, W, 3]`: output voxel at point p reads the source at affine^{-1}(p).
-  """
-  points = grid_to_head(identity_grid(*shape))
-  points = jnp.broadcast_to(points, (affine.shape[0],) + points.shape)
-  return head_to_grid(apply_affine(invert_affine(affine), points))
-
-
 def canonical_to_source(z_pose: jax.Array, flow: jax.Array | None, points: jax.Array
                         ) -> jax.Array:
   """Canonical grid points `[batch, d, h, w, 3]` -> the source points they read
