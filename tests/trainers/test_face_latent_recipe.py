@@ -136,6 +136,9 @@ def test_the_foreground_loss_asks_the_alpha_to_cover_the_face_not_the_backdrop()
   # Without the background path there is no alpha to ask for.
   assert _task("--config.model.background_path=False",
                "--config.losses.weights.foreground=1").weights["foreground"] == 0
+  # Nor with the residual renderer, which adds a correction and composites nothing.
+  assert _task("--config.model.background_residual=True",
+               "--config.losses.weights.foreground=1").weights["foreground"] == 0
 
 
 def test_the_features_foreground_covers_the_mouth_and_eyes_only():

@@ -252,8 +252,8 @@ class FaceLatentTask:
       embed, variables, _ = identity.load_identity_network(
           identity_network, config.losses.get("arcface_path", ""), dtype=dtype)
       self.identity_network = (embed, variables)
-    if not self.model_config.background_path:
-      self.weights["foreground"] = 0.0  # No alpha to ask for.
+    if not self.model_config.background_path or self.model_config.background_residual:
+      self.weights["foreground"] = 0.0  # No alpha to ask for (the residual renderer has none).
     if self.vgg is None:
       self.weights["perceptual"] = 0.0
     if self.identity_network is None:

@@ -406,6 +406,10 @@ def test_the_residual_renderer_adds_a_correction_to_the_warped_background(tiny_m
   inside = (jnp.abs(plain) < 0.85)[..., 0]
   assert float(jnp.abs(jnp.where(inside, redder[..., 0] - plain[..., 0] - 0.1, 0)).max()) < 1e-5
   np.testing.assert_allclose(redder[..., 1:], plain[..., 1:], atol=1e-6)
+  with pytest.raises(ValueError, match="pass encode's background"):
+    latents = residual.apply({"params": params}, image, method=residual.encode)
+    residual.apply({"params": params}, latents["v_app"], latents["z_id"], latents["z_pose"],
+                   latents["z_dyn"], method=residual.decode)
   # The renderer's last layer starts at zero (its own init, not only the zeroed test weights).
   renderer = networks.Renderer(residual.config)
   volume = jnp.ones((1, *TINY.volume_shape, TINY.volume_channels))

@@ -601,6 +601,9 @@ class FaceLatentModel(nn.Module):
     the rendering alone); with `background_warp` the background is read through both warps
     (`warp_background`).
     """
+    if self.config.background_path and self.config.background_residual and background is None:
+      raise ValueError("decode: with background_residual the image is a correction added to the "
+                       "background; pass encode's background (and background_flow)")
     rgb, alpha, flow, depth_logits = self._render(v_app, z_id, z_pose, z_dyn)
     image = rgb
     if background is not None and self.config.background_path:
