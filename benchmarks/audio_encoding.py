@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.bench.common import best_seconds
+from vasa_jax.data import audio_features
 from vasa_jax.models.audio import features, wav2vec2
 
 
@@ -24,7 +25,7 @@ def main() -> None:
   parser.add_argument("--seconds", type=float, default=10.0)
   parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
   args = parser.parse_args()
-  mel = features.make_audio_encoder({"wav2vec2_path": ""})
+  mel = audio_features.make_audio_encoder({"wav2vec2_path": ""})
   config = wav2vec2.Wav2Vec2Config.variant("base")
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda s: jnp.asarray(rng.standard_normal(s.shape, np.float32) * 0.02),

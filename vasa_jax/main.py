@@ -112,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.set_defaults(handler=None)
   from vasa_jax import demo
   from vasa_jax.bench import cli as bench_cli
-  from vasa_jax.data import audio_features, motion_latents, prepare
+  from vasa_jax.data import audio_features, motion_latents, prepare_cli
   from vasa_jax.data.synthtalk import cli as synthtalk_cli
   from vasa_jax.inference import cli as inference_cli
 
-  prepare.register(subparsers)
+  prepare_cli.register(subparsers)
   synthtalk_cli.register(subparsers)
   audio_features.register(subparsers)
   motion_latents.register(subparsers)
@@ -210,16 +210,17 @@ def _run_workdir_evaluators(args: argparse.Namespace, overrides: list[str]) -> i
 
   from absl import flags
 
-  from vasa_jax import configs, evaluators, trainers
-  from vasa_jax.trainers import common
+  from vasa_jax import configs, evaluators, runs
 
   flags.FLAGS.mark_as_parsed()
   workdir = pathlib.Path(args.workdir)
-  config = configs.read_json(workdir / "config.json")
-  for override in overrides:
-    configs.apply_override(config, override)
-  task = trainers.get_trainer(config.task).make_task(config)
-  trained = common.load_trained(workdir, task, config, args.step)
+
+  def with_overrides(config):
+    for override in overrides:
+      configs.apply_override(config, override)
+
+  trained = runs.load_run(workdir, args.step, adjust=with_overrides)
+  config, task = trained.config, trained.task
   only = [name for name in args.evals.split(",") if name]
   scheduled = evaluators.make_evaluators(config, task, only=only or None)
   if not scheduled:

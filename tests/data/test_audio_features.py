@@ -7,7 +7,6 @@ import pytest
 
 from vasa_jax.data import audio_features, pipelines
 from vasa_jax.errors import UserError
-from vasa_jax.models.audio import features
 
 MEL = {"wav2vec2_path": ""}
 
@@ -19,7 +18,7 @@ def test_split_features_are_cached_per_clip_and_resume(synthtalk_tiny_dir, tmp_p
   assert len(shards) == 3  # 8 clips in shards of 3.
   cache = audio_features.FeatureCache(folder)
   source = pipelines.open_split(synthtalk_tiny_dir, "synthtalk/tiny", "validation")
-  encoder = features.make_audio_encoder(MEL)
+  encoder = audio_features.make_audio_encoder(MEL)
   for i in (0, 7):
     clip = source[i]
     cached = cache[clip["meta"]["clip_id"]]

@@ -10,13 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from vasa_jax import configs, main
-from vasa_jax.data import motion_latents, pipelines, schema
+from vasa_jax import main, runs
+from vasa_jax.data import audio_features, motion_latents, pipelines, schema
 from vasa_jax.data.synthtalk.clip import decode_frames
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators.image_metrics import to_signed
-from vasa_jax.models.audio import features
-from vasa_jax.trainers import common, face_latent
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +41,9 @@ def test_latents_and_features_equal_the_models_clip_by_clip(synthtalk_tiny_dir,
       "shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
   cache = motion_latents.MotionLatentSource(folder)
   dataset = pipelines.open_split(synthtalk_tiny_dir, DATASET, "validation")
-  encoder = features.make_audio_encoder(MEL)
-  config = configs.read_json(f"{face_latent_tiny_workdir}/config.json")
-  task = face_latent.make_task(config)
-  trained = common.load_trained(face_latent_tiny_workdir, task, config)
+  encoder = audio_features.make_audio_encoder(MEL)
+  trained = runs.load_run(face_latent_tiny_workdir, task="face_latent")
+  task = trained.task
   dyn_dim = task.model_config.dyn_dim
   assert cache.meta["stage1"] == {"workdir": face_latent_tiny_workdir, "step": 40, "variant": "tiny",
                                   "image_size": 64, "pose_dim": 7, "dyn_dim": dyn_dim}

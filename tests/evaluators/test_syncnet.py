@@ -157,7 +157,8 @@ def test_unavailable_without_a_network(tmp_path):
     metric.Metric(weights="a.safetensors", expert="runs/sync")
   with pytest.raises(UserError, match="do not exist"):
     metric.Metric(weights=str(tmp_path / "missing.safetensors"))
-  with pytest.raises(UserError, match="config.json not found"):
+  with pytest.raises(UserError, match=r"not a training run \(no config.json\); give the "
+                     "workdir of a sync expert"):
     metric.Metric(expert=str(tmp_path))
 
 

@@ -15,7 +15,7 @@ from tests.helpers import EXPERIMENTS, PYTHON, REPO, moving_photo, subprocess_en
 from vasa_jax import main as vasa_main
 from vasa_jax.bench import common as bench_common
 from vasa_jax.bench import generate as bench
-from vasa_jax.data import video_io
+from vasa_jax.data import audio_features, video_io
 from vasa_jax.errors import UserError
 from vasa_jax.inference import talking_face as tf
 from vasa_jax.inference.audio import AudioFeatureStream
@@ -54,7 +54,7 @@ def inputs(tmp_path_factory):
 
 
 def test_streamed_audio_features_equal_the_whole_clip():
-  encoder = features.make_audio_encoder({"wav2vec2_path": ""})
+  encoder = audio_features.make_audio_encoder({"wav2vec2_path": ""})
   rng = np.random.default_rng(0)
   audio = (0.1 * rng.normal(size=16000 * 3 + 123)).astype(np.float32)
   whole = np.asarray(encoder.apply(None, features.pad_to_frames(audio)[None]))[0]

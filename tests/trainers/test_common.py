@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from vasa_jax import runs
 from vasa_jax.errors import UserError
 from vasa_jax.trainers import common, reference
 
@@ -187,18 +188,24 @@ def test_a_task_with_phases_gets_one_compiled_step_per_phase(reference_config, t
   assert losses[3] > 99.0 > losses[2]
 
 
-def test_load_trained_reads_a_step_through_orbax_without_warnings(reference_config, tmp_path,
-                                                                  caplog):
+def test_load_run_reads_a_step_through_orbax_without_warnings(reference_config, tmp_path,
+                                                              caplog):
   config = reference_config("--config.total_steps=2", "--config.checkpoint.every=1")
   result = train(config, tmp_path, "run")
-  task = reference.make_task(config)
   with caplog.at_level("WARNING"):
-    latest = common.load_trained(tmp_path / "run", task, config)
-    first = common.load_trained(tmp_path / "run", task, config, step=1)
+    latest = runs.load_run(tmp_path / "run")
+    first = runs.load_run(tmp_path / "run", step=1, task="reference_autoencoder")
   assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
   assert (latest.step, first.step) == (2, 1)
+  assert latest.task.name == "reference_autoencoder" and latest.config.total_steps == 2
   assert_trees_close(latest.params, result.state.params)
   with pytest.raises(UserError, match=r"no checkpoint of step 7 .* steps \[1, 2\]"):
-    common.load_trained(tmp_path / "run", task, config, step=7)
+    runs.load_run(tmp_path / "run", step=7)
+  with pytest.raises(UserError, match="is a run of task 'reference_autoencoder', not a stage-2"):
+    runs.load_run(tmp_path / "run", task="motion", kind="a stage-2 run")
+  with pytest.raises(UserError, match="not a training run .no config.json"):
+    runs.load_run(tmp_path / "nothing")
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "empty" / "config.json").write_text((tmp_path / "run" / "config.json").read_text())
   with pytest.raises(UserError, match="no checkpoint in .*train first"):
-    common.load_trained(tmp_path / "nothing", task, config)
+    runs.load_run(tmp_path / "empty")

@@ -10,6 +10,7 @@ from tests.helpers import EXPERIMENTS
 from vasa_jax import configs
 from vasa_jax.data import pipelines, schema
 from vasa_jax.errors import UserError
+from vasa_jax.models import synthtalk_probe as probe_net
 from vasa_jax.trainers import synthtalk_probe
 
 PROBE_CONFIG = (f"{EXPERIMENTS / 'probes' / 'synthtalk_probe.py'}"
@@ -37,14 +38,14 @@ def test_probe_frames_shapes_and_labels(synthtalk_tiny_dir):
   source = pipelines.open_split(synthtalk_tiny_dir, "synthtalk/tiny", "train")
   clip = source[3]
   all_labels = schema.stack_labels(clip["labels"])
-  columns = [schema.LABEL_NAMES.index(name) for name in synthtalk_probe.PROBE_LABELS]
+  columns = [schema.LABEL_NAMES.index(name) for name in probe_net.PROBE_LABELS]
   mirrored = 0
   for seed in range(16):
     plain = synthtalk_probe.ProbeFrames(64, augment=False)(clip, np.random.default_rng(seed))
     augmented = synthtalk_probe.ProbeFrames(64, augment=True)(clip, np.random.default_rng(seed))
     for example in (plain, augmented):
       assert example["image"].shape == (64, 64, 3) and example["image"].dtype == np.uint8
-      assert example["labels"].shape == (len(synthtalk_probe.PROBE_LABELS),)
+      assert example["labels"].shape == (len(probe_net.PROBE_LABELS),)
       assert example["labels"].dtype == np.float32
     # The frame's own labels, whatever the augmentation; a mirror only negates yaw and roll.
     assert any(np.array_equal(plain["labels"], all_labels[t, columns])
@@ -63,10 +64,10 @@ def test_probe_frames_shapes_and_labels(synthtalk_tiny_dir):
 def _mean_predictor_mae(data_dir, labels):
   """MAE per label of predicting every frame's labels by the training split's mean."""
   source = pipelines.open_split(data_dir, "synthtalk/tiny", "train")
-  columns = [schema.LABEL_NAMES.index(name) for name in synthtalk_probe.PROBE_LABELS]
+  columns = [schema.LABEL_NAMES.index(name) for name in probe_net.PROBE_LABELS]
   train_mean = np.concatenate([schema.stack_labels(source[i]["labels"])[:, columns]
                                for i in range(len(source))]).mean(axis=0)
-  return dict(zip(synthtalk_probe.PROBE_LABELS, np.abs(labels - train_mean).mean(axis=0)))
+  return dict(zip(probe_net.PROBE_LABELS, np.abs(labels - train_mean).mean(axis=0)))
 
 
 @pytest.mark.slow
@@ -77,7 +78,7 @@ def test_held_out_pitch_beats_the_training_mean(trained, synthtalk_tiny_dir):
   config, workdir, _ = trained
   report = json.loads((workdir / synthtalk_probe.EVAL_FILE).read_text())
   assert report["step"] == STEPS and report["split"] == "validation"
-  assert report["labels"] == list(synthtalk_probe.PROBE_LABELS)
+  assert report["labels"] == list(probe_net.PROBE_LABELS)
   assert set(report["mae"]) == set(report["mean_predictor_mae"]) == set(report["labels"])
   task = synthtalk_probe.make_task(config)
   _, labels = synthtalk_probe.held_out_frames(task, "validation", report["num_examples"])
@@ -110,17 +111,17 @@ def test_load_probe_predicts_like_the_trained_parameters(trained):
   expected = np.asarray(jax.jit(task.predict)(params, signed))
 
   probe = synthtalk_probe.load_probe(workdir)
-  assert probe.image_size == 64 and probe.labels == synthtalk_probe.PROBE_LABELS
+  assert probe.image_size == 64 and probe.labels == probe_net.PROBE_LABELS
   assert probe.step == STEPS
   predicted = probe.predict(signed)
-  assert predicted.shape == (8, len(synthtalk_probe.PROBE_LABELS))
+  assert predicted.shape == (8, len(probe_net.PROBE_LABELS))
   assert predicted.dtype == np.float32
   np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
   # Other sizes are resized to the probe's: a 2x nearest-neighbour upsampling reads about the same
   # (the antialiased resize back blurs a little).
   upsampled = np.repeat(np.repeat(signed, 2, axis=1), 2, axis=2)
   difference = np.abs(probe.predict(upsampled) - predicted)
-  assert np.all(difference < 0.25 * synthtalk_probe.LABEL_STD), difference.max(axis=0)
+  assert np.all(difference < 0.25 * probe_net.LABEL_STD), difference.max(axis=0)
 
 
 def test_load_probe_refuses_other_workdirs(tmp_path, reference_config):

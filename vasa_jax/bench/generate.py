@@ -37,7 +37,7 @@ from vasa_jax.diffusion import schedules
 from vasa_jax.inference import portrait as portrait_lib
 from vasa_jax.inference import talking_face as tf
 from vasa_jax.inference.face import FaceRenderer
-from vasa_jax.inference.motion import MotionGenerator
+from vasa_jax.diffusion.motion import MotionGenerator
 from vasa_jax.models import motion_dit
 from vasa_jax.models.audio import features
 from vasa_jax.models.face_latent import networks, warping

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pathlib
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,42 @@ from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 
 BUCKET_FRAMES = schema.FPS  # Audio is padded to whole seconds: one compiled shape per second.
+
+
+def make_audio_encoder(config) -> Any:
+  """The frame-synchronous audio encoder `config` asks for (a
+  `vasa_jax.models.audio.features.AudioEncoder`; Wav2Vec2 weights are read from their folder).
+
+  Args:
+    config: a ConfigDict (or mapping) with `wav2vec2_path` ("" = mel spectra, the default when no
+      weights are configured), `layer` ("last", an int hidden-state index, or "weighted"),
+      `normalize` (zero-mean unit-variance input, for checkpoints trained so), and `n_mels`.
+  """
+  from vasa_jax.convert import wav2vec2 as convert
+  from vasa_jax.models.audio import features, wav2vec2
+
+  path = config.get("wav2vec2_path", "") if hasattr(config, "get") else config["wav2vec2_path"]
+  if not path:
+    mel = features.MelConfig(n_mels=int(config.get("n_mels", 80)))
+    return features.AudioEncoder(
+        kind="mel", dim=(features.SAMPLES_PER_FRAME // mel.hop) * mel.n_mels, layer=None,
+        hop=mel.hop, mel=mel, filterbank=features.mel_filterbank(mel),
+        description=f"log-mel spectra ({mel.n_mels} mels, 4 per frame)")
+  model_config, params = convert.load_hf_wav2vec2(path)
+  receptive, hop = features.conv_geometry(model_config.conv_kernel, model_config.conv_stride)
+  if features.SAMPLES_PER_FRAME % hop or (receptive - hop) % 2:
+    raise UserError(f"the Wav2Vec2 in {path} hops {hop} samples with a {receptive}-sample window; "
+                    f"frame-synchronous features need a hop dividing {features.SAMPLES_PER_FRAME}")
+  layer = config.get("layer", "last")
+  layers = model_config.num_hidden_layers
+  if layer not in ("last", "weighted") and not (isinstance(layer, int) and 0 <= layer <= layers):
+    raise UserError(f"config layer={layer!r}: use 'last', 'weighted' or a hidden-state index "
+                    f"0..{layers}")
+  return features.AudioEncoder(
+      kind="wav2vec2", dim=model_config.hidden_size, layer=layer, params=params,
+      model=wav2vec2.Wav2Vec2Model(model_config), hop=hop, pad=(receptive - hop) // 2,
+      normalize=bool(config.get("normalize", False)),
+      description=f"Wav2Vec2 from {path} (layer {layer})")
 
 
 def cache_folder(cache_dir: str | os.PathLike, dataset: str, split: str) -> pathlib.Path:
@@ -38,10 +75,9 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, encod
   from tqdm import tqdm
 
   from vasa_jax.data import pipelines
-  from vasa_jax.models.audio import features
 
   source = pipelines.open_split(data_dir, dataset, split)
-  encoder = features.make_audio_encoder(encoder_config)
+  encoder = make_audio_encoder(encoder_config)
   folder = cache_folder(cache_dir, dataset, split)
   folder.mkdir(parents=True, exist_ok=True)
   meta = {"dataset": dataset, "split": split, "clips": len(source), "encoder": encoder.description,

@@ -44,6 +44,7 @@ import pathlib
 import numpy as np
 
 from vasa_jax.errors import UserError
+from vasa_jax.framing import CROP_EYES_FRACTION, CROP_MOUTH_FRACTION
 
 DEFAULT_MODEL_DIR = pathlib.Path(__file__).resolve().parents[2] / "data" / "face_models"
 _MODEL_DIR_ENV = "VASA_FACE_MODELS"
@@ -135,13 +136,6 @@ _BIOCULAR_MM = 90.0
 # straight ahead, sits 0.09 W (2.5 mm) in front of the midpoint of the corners and level with it.
 _EYE_RADIUS = 0.36
 _IRIS_FORWARD = 0.09
-
-# Canonical crop: the point between the eyes at 41% and the mouth centre at 63.2% of the crop
-# height, so the crop is 1 / 0.222 = 4.5 eye-to-mouth distances. An adult's brow to chin (about 2
-# eye-to-mouth distances) then fills 45% of it, as in VoxCeleb2's loose crops and SynthTalk's
-# framing, with the top of the hair a little below the crop's top and the neck below the chin.
-CROP_EYES_FRACTION = 0.41
-CROP_MOUTH_FRACTION = 0.632
 
 
 class FaceModelsMissing(UserError):

@@ -26,7 +26,6 @@ Each shard is written atomically, so a stopped run continues with the shards not
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from vasa_jax import atomic
+from vasa_jax import atomic, runs
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 
@@ -50,131 +49,21 @@ STD_FLOOR = 1e-6  # A dimension that never moves is scaled by 1, not divided by 
 # The frozen stage-1 model.
 
 
-@dataclasses.dataclass
-class Stage1:
-  """A trained stage-1 (face latent) model, frozen, that turns frames into motion latents.
-
-  Build one with `load_stage1`. Frames are encoded in batches of `batch_size` (rounded up to a
-  multiple of this process's devices), split over those devices, with the generator's parameters
-  replicated.
-  """
-
-  task: Any  # trainers.face_latent.FaceLatentTask
-  params: Any  # {"generator": ..., "discriminator": ...}
-  step: int
-  workdir: str  # Absolute.
-  variant: str
-  image_size: int
-  pose_dim: int
-  dyn_dim: int
-  batch_size: int = 64
-  _encode: Any = dataclasses.field(default=None, init=False, repr=False)
-  _batch_sharding: Any = dataclasses.field(default=None, init=False, repr=False)
-
-  def __post_init__(self):
-    import jax
-
-    from vasa_jax.evaluators.image_metrics import to_signed
-    from vasa_jax.trainers import common
-
-    # Each process encodes its own shards of the split, in its own time: the mesh holds this
-    # process's devices (all of them in a single-process run).
-    mesh = common.create_mesh({"data": -1, "fsdp": 1}, devices=jax.local_devices())
-    self._batch_sharding = common.batch_sharding(mesh)
-    self.batch_size = -(-int(self.batch_size) // mesh.size) * mesh.size
-    self.params = dict(self.params, generator=jax.device_put(self.params["generator"],
-                                                             common.replicated(mesh)))
-    model = self.task.model
-
-    def encode(generator, images, landmarks):
-      return model.apply({"params": generator}, to_signed(images), landmarks,
-                         method=model.encode_motion)
-
-    self._encode = jax.jit(encode, in_shardings=(common.replicated(mesh), self._batch_sharding,
-                                                 self._batch_sharding))
-
-  @property
-  def tag(self) -> str:
-    """The cache folder's name for latents of this checkpoint."""
-    return f"{self.variant}_step{self.step}"
-
-  def describe(self) -> dict:
-    return {"workdir": self.workdir, "step": self.step, "variant": self.variant,
-            "image_size": self.image_size, "pose_dim": self.pose_dim, "dyn_dim": self.dyn_dim}
-
-  def encode_motion(self, images: np.ndarray, landmarks: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Motion latents of frames.
-
-    Args:
-      images: uint8 [N, image_size, image_size, 3], any N.
-      landmarks: float32 [N, len(LANDMARK_NAMES), 2] ((x, y) / size; NaN where unknown), where
-        the dynamics encoder cuts its face crop; None: the canonical crop's positions.
-
-    Returns:
-      (z_pose float32 [N, pose_dim], z_dyn float32 [N, dyn_dim]).
-    """
-    import jax
-
-    images = np.asarray(images)
-    frame_shape = (self.image_size, self.image_size, 3)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != frame_shape:
-      raise ValueError(f"encode_motion takes uint8 [N, {self.image_size}, {self.image_size}, 3]; "
-                       f"got {images.dtype} {list(images.shape)}")
-    if landmarks is None:
-      landmarks = np.full((len(images), len(schema.LANDMARK_NAMES), 2), np.nan, np.float32)
-    landmarks = np.asarray(landmarks, np.float32)
-    if landmarks.shape != (len(images), len(schema.LANDMARK_NAMES), 2):
-      raise ValueError(f"encode_motion's landmarks are [N, {len(schema.LANDMARK_NAMES)}, 2] for "
-                       f"N = {len(images)} frames; got {list(landmarks.shape)}")
-    encoded = []
-    for start in range(0, len(images), self.batch_size):
-      chunk = images[start:start + self.batch_size]
-      # One batch shape for every call, so it compiles once: the last chunk is filled up with black.
-      batch = np.zeros((self.batch_size,) + frame_shape, np.uint8)
-      batch[:len(chunk)] = chunk
-      batch_landmarks = np.full((self.batch_size,) + landmarks.shape[1:], np.nan, np.float32)
-      batch_landmarks[:len(chunk)] = landmarks[start:start + self.batch_size]
-      latents = self._encode(self.params["generator"],
-                             jax.device_put(batch, self._batch_sharding),
-                             jax.device_put(batch_landmarks, self._batch_sharding))
-      encoded.append((len(chunk), latents))  # Fetched below: the next batch is queued meanwhile.
-    z_pose = [np.asarray(pose, np.float32)[:n] for n, (pose, _) in encoded]
-    z_dyn = [np.asarray(dyn, np.float32)[:n] for n, (_, dyn) in encoded]
-    if not encoded:
-      return np.zeros((0, self.pose_dim), np.float32), np.zeros((0, self.dyn_dim), np.float32)
-    return np.concatenate(z_pose), np.concatenate(z_dyn)
-
-
 def load_stage1(workdir: str | os.PathLike, step: int | None = None,
-                batch_size: int = 64) -> Stage1:
-  """The stage-1 model of a face_latent training run's workdir, at `step` (default: latest)."""
-  from vasa_jax import configs
-  from vasa_jax.models.face_latent import warping
-  from vasa_jax.trainers import common, face_latent
+                batch_size: int = 64) -> Any:
+  """The stage-1 model of a face_latent training run's workdir, at `step` (default: latest): a
+  `vasa_jax.trainers.face_latent.Stage1`, which encodes frames into motion latents."""
 
-  workdir = pathlib.Path(workdir).absolute()
-  config_path = workdir / "config.json"
-  config = configs.read_json(config_path)
-  if config.get("task") != "face_latent":
-    raise UserError(f"{config_path} is the config of a {config.get('task')!r} run; give the "
-                    "workdir of a stage-1 (face_latent) run")
-  # Encoding needs no loss networks, and their weight files may not exist on this machine.
-  with config.unlocked():
+  def no_loss_networks(config):
+    # Encoding needs no loss networks, and their weight files may not exist on this machine.
     config.losses.vgg19_path = ""
     config.losses.arcface_path = ""
     config.losses.perceptual_network = "none"
     config.losses.identity_network = "none"
-  logging.disable(logging.WARNING)  # Its report of the losses left off concerns training only.
-  try:
-    task = face_latent.make_task(config)
-  finally:
-    logging.disable(logging.NOTSET)
-  trained = common.load_trained(workdir, task, config, step)
-  return Stage1(task=task, params=trained.params, step=int(trained.step), workdir=str(workdir),
-                variant=str(config.model.variant), image_size=int(task.image_size),
-                pose_dim=warping.POSE_DIM, dyn_dim=int(task.model_config.dyn_dim),
-                batch_size=batch_size)
+
+  # quiet: the task's report of the losses left off concerns training only.
+  run = runs.load_run(workdir, step, task="face_latent", adjust=no_loss_networks, quiet=True)
+  return run.predictor(batch_size=batch_size)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -182,7 +71,7 @@ def load_stage1(workdir: str | os.PathLike, step: int | None = None,
 
 
 def cache_folder(cache_dir: str | os.PathLike, dataset: str, split: str,
-                 stage1: Stage1 | None) -> pathlib.Path:
+                 stage1: Any) -> pathlib.Path:
   tag = stage1.tag if stage1 is not None else LABELS_ONLY
   return pathlib.Path(cache_dir) / "motion_latents" / dataset.replace("/", "_") / tag / split
 
@@ -200,7 +89,7 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, audio
   Args:
     data_dir, dataset, split: the split, as `pipelines.open_split` takes it.
     cache_dir: root of the caches; the split goes to `cache_folder(...)` below it.
-    audio_config: `features.make_audio_encoder`'s config ({"wav2vec2_path": ""}: log-mel).
+    audio_config: `audio_features.make_audio_encoder`'s config ({"wav2vec2_path": ""}: log-mel).
     stage1_workdir: a stage-1 training run's workdir; "" writes a labels-only cache.
     stage1_step: its checkpoint (default: latest).
     batch_size: frames per motion-encoder call.
@@ -209,19 +98,18 @@ def extract_split(data_dir: str, dataset: str, split: str, cache_dir: str, audio
   """
   import jax
 
-  from vasa_jax.data import pipelines
-  from vasa_jax.models.audio import features
+  from vasa_jax.data import audio_features, pipelines
 
   if stage1_step is not None and not stage1_workdir:
     raise UserError("a stage-1 step was given without a stage-1 workdir (--stage1)")
   source = pipelines.open_split(data_dir, dataset, split)
-  encoder = features.make_audio_encoder(audio_config)
+  encoder = audio_features.make_audio_encoder(audio_config)
   stage1 = load_stage1(stage1_workdir, stage1_step, batch_size) if stage1_workdir else None
   return _extract(source, dataset, split, cache_dir, stage1, encoder, jax.jit(encoder.apply),
                   shard_size, audio_batch_size)
 
 
-def _extract(source, dataset: str, split: str, cache_dir: str, stage1: Stage1 | None, encoder,
+def _extract(source, dataset: str, split: str, cache_dir: str, stage1: Any, encoder,
              apply, shard_size: int, audio_batch_size: int) -> pathlib.Path:
   """`extract_split` with the models already loaded (the CLI reuses them for several splits)."""
   import jax
@@ -270,7 +158,7 @@ def _extract(source, dataset: str, split: str, cache_dir: str, stage1: Stage1 | 
   return folder
 
 
-def _shard_arrays(clips: list[dict], stage1: Stage1 | None, encoder, apply, audio_batch_size: int,
+def _shard_arrays(clips: list[dict], stage1: Any, encoder, apply, audio_batch_size: int,
                   progress) -> dict[str, np.ndarray]:
   """The npz members of one shard (see the module docstring)."""
   from vasa_jax.data import audio_features
@@ -301,7 +189,7 @@ def _shard_arrays(clips: list[dict], stage1: Stage1 | None, encoder, apply, audi
   return arrays
 
 
-def _motion_of_clips(stage1: Stage1, clips: list[dict], progress
+def _motion_of_clips(stage1: Any, clips: list[dict], progress
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
   """(z_pose [T, 7], z_dyn [T, dyn_dim]) per clip.
 
@@ -511,8 +399,7 @@ def register(subparsers) -> None:
 def _command(args) -> int:
   import jax
 
-  from vasa_jax.data import pipelines
-  from vasa_jax.models.audio import features
+  from vasa_jax.data import audio_features, pipelines
 
   if args.step is not None and not args.stage1:
     raise UserError("--step needs --stage1 (the stage-1 workdir)")
@@ -521,7 +408,7 @@ def _command(args) -> int:
     raise UserError("--split names no split; e.g. --split train,validation")
   sources = {split: pipelines.open_split(args.data_dir, args.dataset, split) for split in splits}
   layer = int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer
-  encoder = features.make_audio_encoder({"wav2vec2_path": args.wav2vec2, "layer": layer})
+  encoder = audio_features.make_audio_encoder({"wav2vec2_path": args.wav2vec2, "layer": layer})
   apply = jax.jit(encoder.apply)
   stage1 = load_stage1(args.stage1, args.step, args.batch_size) if args.stage1 else None
   for split, source in sources.items():

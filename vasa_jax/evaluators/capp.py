@@ -90,9 +90,9 @@ class CappScorer:
   """
 
   def __init__(self, workdir: str | pathlib.Path, step: int | None = None):
-    from vasa_jax.trainers import capp
+    from vasa_jax import runs
 
-    loaded = capp.load(workdir, step)
+    loaded = runs.load_run(workdir, step, task="capp").predictor()
     self._setup(loaded.task, loaded.params, loaded.stats, loaded.step, loaded.workdir)
 
   @classmethod
@@ -125,7 +125,7 @@ class CappScorer:
     from vasa_jax.models.audio import features
 
     if self._encoder is None:
-      self._encoder = features.make_audio_encoder(self.task.config.audio)
+      self._encoder = audio_features.make_audio_encoder(self.task.config.audio)
       self._encode = jax.jit(self._encoder.apply)
     audio = np.asarray(audio_16k, np.float32).reshape(-1)
     # Whole seconds of audio per call, as the cache encodes it: few shapes, and the same features.

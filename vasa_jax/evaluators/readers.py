@@ -73,9 +73,9 @@ class ProbeReader:
 
   def __init__(self, workdir: str | pathlib.Path, step: int | None = None,
                batch_size: int = 64):
-    from vasa_jax.trainers import synthtalk_probe
+    from vasa_jax import runs
 
-    self.probe = synthtalk_probe.load_probe(workdir, step)
+    self.probe = runs.load_run(workdir, step, task="synthtalk_probe").predictor()
     self.batch_size = batch_size
     self.spec = f"probe:{workdir}"
 

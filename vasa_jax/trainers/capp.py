@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax import atomic
+from vasa_jax import atomic, runs
 from vasa_jax.data import motion_latents, pipelines, schema
 from vasa_jax.errors import UserError
 from vasa_jax.models import capp as capp_model
@@ -244,6 +244,12 @@ class CappTask:
             "audio_dim": c.audio_dim, "pose_scale": list(c.pose_scale),
             "velocity_scale": list(c.velocity_scale)}
 
+  def predictor(self, run) -> "Loaded":
+    """A `runs.Run` of this task with the audio normalisation it was trained with."""
+    stats, source = read_run_files(run.workdir)
+    return Loaded(task=self, params=run.params, step=run.step, workdir=run.workdir, stats=stats,
+                  source=source)
+
   def init_params(self, rng: jax.Array):
     return self.model.init(rng, *capp_model.dummy_inputs(self.model_config, 1))["params"]
 
@@ -403,19 +409,4 @@ class Loaded:
 def load(workdir: str | os.PathLike, step: int | None = None) -> Loaded:
   """A trained CAPP run: its task, parameters (EMA when kept) at `step` (default: the latest),
   and the audio normalisation it was trained with."""
-  from vasa_jax import configs
-
-  workdir = pathlib.Path(workdir)
-  config_path = workdir / "config.json"
-  if not config_path.is_file():
-    raise UserError(f"{workdir} has no config.json; give the workdir of a CAPP run (vasa train "
-                    "--config experiments/evals/capp.py --workdir DIR)")
-  config = configs.read_json(config_path)
-  if config.get("task") != TASK_NAME:
-    raise UserError(f"{config_path} is a run of task {config.get('task')!r}, not CAPP; give the "
-                    "workdir of a run of experiments/evals/capp.py")
-  stats, source = read_run_files(workdir)
-  task = make_task(config)
-  trained = common.load_trained(workdir, task, config, step=step)
-  return Loaded(task=task, params=trained.params, step=trained.step, workdir=trained.workdir,
-                stats=stats, source=source)
+  return runs.load_run(workdir, step, task=TASK_NAME).predictor()

@@ -42,6 +42,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from vasa_jax import atomic, configs
+from vasa_jax.runs import check_same_model, param_shapes
 from vasa_jax.errors import UserError
 
 PyTree = Any
@@ -329,19 +330,6 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, schedule: opta
   return train_step
 
 
-def param_shapes(tree: PyTree) -> dict[str, list[int]]:
-  """{"path/to/array": shape}: what a checkpoint must match."""
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(_key_name(k) for k in path): list(leaf.shape) for path, leaf in flat}
-
-
-def _key_name(key) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
 # ----------------------------------------------------------------------------------------------------
 # Checkpoints.
 
@@ -399,94 +387,6 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
-
-
-@dataclasses.dataclass
-class Trained:
-  """A trained model read back from a workdir by `load_trained`."""
-
-  config: ml_collections.ConfigDict
-  params: PyTree  # EMA parameters when the run kept them.
-  step: int
-  workdir: pathlib.Path
-
-
-def load_trained(workdir: str | os.PathLike, task: Task, config: ml_collections.ConfigDict,
-                 step: int | None = None) -> Trained:
-  """The parameters of `workdir`'s checkpoint (the latest by default) on this process's devices.
-
-  The checkpoint must be one of `task` with the parameter layout `task.init_params` gives; otherwise
-  the error names the first difference. Only the parameters (EMA ones when present) are returned.
-  """
-  import grain
-  import orbax.checkpoint as ocp
-
-  workdir = pathlib.Path(workdir).absolute()
-  directory = workdir / "checkpoints"
-  train_first = (f"no checkpoint in {directory}: train first (vasa train --config ... "
-                 f"--workdir {workdir})")
-  if not directory.is_dir():
-    raise UserError(train_first)
-  # A manager that only reads (it creates, cleans and saves nothing), with the handlers of every
-  # item `Checkpointer` writes, so Orbax reads the run's own metadata and warns of nothing.
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(
-          create=False, cleanup_tmp_directories=False, enable_async_checkpointing=False),
-      item_handlers={"state": ocp.StandardCheckpointHandler(),
-                     "meta": ocp.JsonCheckpointHandler(),
-                     "data": grain.checkpoint.CheckpointHandler()})
-  try:
-    steps = sorted(manager.all_steps())
-    if not steps:
-      raise UserError(train_first)
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise UserError(f"no checkpoint of step {step} in {directory}; it has steps {steps}")
-    abstract_params = jax.eval_shape(task.init_params, jax.random.key(0))
-    items = manager.item_metadata(step)
-    if "meta" in items.keys():  # Its metadata is None: JSON items have none.
-      meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-      expected = {"task": task.name, "model": task.model_summary(),
-                  "param_shapes": param_shapes(abstract_params),
-                  "state_shapes": meta.get("state_shapes", {})}
-      check_same_model(dict(meta), expected, workdir)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          items["state"])
-    state = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))["state"]
-  finally:
-    manager.close()
-  params = state.get("ema_params") or state["params"]
-  return Trained(config=config, params=params, step=step, workdir=workdir)
-
-
-def check_same_model(meta: dict, expected: dict, workdir: pathlib.Path) -> None:
-  """Refuses to resume from a checkpoint of another task, model or optimizer state layout."""
-  fix = (f"use a new --workdir, or train with the config that wrote it "
-         f"({workdir / 'config.json'})")
-  if meta.get("task") != expected["task"]:
-    raise UserError(f"{workdir} holds a checkpoint of task {meta.get('task')!r}, not "
-                    f"{expected['task']!r}; {fix}")
-  difference = _first_difference(meta.get("param_shapes", {}), expected["param_shapes"])
-  if difference:
-    raise UserError(f"{workdir} holds a checkpoint of another model ({meta.get('model')} vs "
-                    f"{expected['model']}: parameter {difference}); {fix}")
-  difference = _first_difference(meta.get("state_shapes", {}), expected["state_shapes"])
-  if difference:
-    raise UserError(f"{workdir} holds a checkpoint written with another optimizer or EMA setting "
-                    f"(train state entry {difference}); {fix}")
-
-
-def _first_difference(have: dict, want: dict) -> str | None:
-  for key in sorted(set(have) | set(want)):
-    if key not in have:
-      return f"{key} is missing there"
-    if key not in want:
-      return f"{key} is not in this config's"
-    if have[key] != want[key]:
-      return f"{key} is {have[key]} there, {want[key]} here"
-  return None
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ not configured is off, and the log says so.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,11 +38,12 @@ import ml_collections
 import numpy as np
 import optax
 
+from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import image_metrics
 from vasa_jax.evaluators.image_metrics import to_signed, to_unit
 from vasa_jax.losses import adversarial, consistency, contrastive, identity, perceptual
-from vasa_jax.models.face_latent import alignment, networks
+from vasa_jax.models.face_latent import alignment, networks, warping
 from vasa_jax.trainers import common
 
 LOSS_NAMES = ("l1", "perceptual", "pose", "foreground", "adversarial", "feature_matching",
@@ -263,6 +266,13 @@ class FaceLatentTask:
   def model_summary(self) -> dict:
     return {"name": "face_latent", "variant": self.config.model.variant,
             "image_size": self.image_size, **model_overrides(self.config)}
+
+  def predictor(self, run, batch_size: int = 64) -> "Stage1":
+    """The frozen motion encoder of a `runs.Run` of this task."""
+    return Stage1(task=self, params=run.params, step=int(run.step), workdir=str(run.workdir),
+                  variant=str(run.config.model.variant), image_size=int(self.image_size),
+                  pose_dim=warping.POSE_DIM, dyn_dim=int(self.model_config.dyn_dim),
+                  batch_size=batch_size)
 
   def make_optimizer(self, config: ml_collections.ConfigDict):
     """One optimizer per network (GAN practice): the generator's from `config.optimizer`,
@@ -517,3 +527,96 @@ def make_task(config: ml_collections.ConfigDict) -> FaceLatentTask:
 def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult:
   """Trains stage 1; `config.evals` run during training and after the last step."""
   return common.train(config, workdir, make_task(config))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The frozen stage-1 model.
+
+
+@dataclasses.dataclass
+class Stage1:
+  """A trained stage-1 (face latent) model, frozen, that turns frames into motion latents.
+
+  Build one with `vasa_jax.data.motion_latents.load_stage1` (a run's `predictor`). Frames are
+  encoded in batches of `batch_size` (rounded up to a multiple of this process's devices), split
+  over those devices, with the generator's parameters replicated.
+  """
+
+  task: FaceLatentTask
+  params: Any  # {"generator": ..., "discriminator": ...}
+  step: int
+  workdir: str  # Absolute.
+  variant: str
+  image_size: int
+  pose_dim: int
+  dyn_dim: int
+  batch_size: int = 64
+  _encode: Any = dataclasses.field(default=None, init=False, repr=False)
+  _batch_sharding: Any = dataclasses.field(default=None, init=False, repr=False)
+
+  def __post_init__(self):
+    # Each process encodes its own shards of the split, in its own time: the mesh holds this
+    # process's devices (all of them in a single-process run).
+    mesh = common.create_mesh({"data": -1, "fsdp": 1}, devices=jax.local_devices())
+    self._batch_sharding = common.batch_sharding(mesh)
+    self.batch_size = -(-int(self.batch_size) // mesh.size) * mesh.size
+    self.params = dict(self.params, generator=jax.device_put(self.params["generator"],
+                                                             common.replicated(mesh)))
+    model = self.task.model
+
+    def encode(generator, images, landmarks):
+      return model.apply({"params": generator}, to_signed(images), landmarks,
+                         method=model.encode_motion)
+
+    self._encode = jax.jit(encode, in_shardings=(common.replicated(mesh), self._batch_sharding,
+                                                 self._batch_sharding))
+
+  @property
+  def tag(self) -> str:
+    """The cache folder's name for latents of this checkpoint."""
+    return f"{self.variant}_step{self.step}"
+
+  def describe(self) -> dict:
+    return {"workdir": self.workdir, "step": self.step, "variant": self.variant,
+            "image_size": self.image_size, "pose_dim": self.pose_dim, "dyn_dim": self.dyn_dim}
+
+  def encode_motion(self, images: np.ndarray, landmarks: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Motion latents of frames.
+
+    Args:
+      images: uint8 [N, image_size, image_size, 3], any N.
+      landmarks: float32 [N, len(LANDMARK_NAMES), 2] ((x, y) / size; NaN where unknown), where
+        the dynamics encoder cuts its face crop; None: the canonical crop's positions.
+
+    Returns:
+      (z_pose float32 [N, pose_dim], z_dyn float32 [N, dyn_dim]).
+    """
+    images = np.asarray(images)
+    frame_shape = (self.image_size, self.image_size, 3)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != frame_shape:
+      raise ValueError(f"encode_motion takes uint8 [N, {self.image_size}, {self.image_size}, 3]; "
+                       f"got {images.dtype} {list(images.shape)}")
+    if landmarks is None:
+      landmarks = np.full((len(images), len(schema.LANDMARK_NAMES), 2), np.nan, np.float32)
+    landmarks = np.asarray(landmarks, np.float32)
+    if landmarks.shape != (len(images), len(schema.LANDMARK_NAMES), 2):
+      raise ValueError(f"encode_motion's landmarks are [N, {len(schema.LANDMARK_NAMES)}, 2] for "
+                       f"N = {len(images)} frames; got {list(landmarks.shape)}")
+    encoded = []
+    for start in range(0, len(images), self.batch_size):
+      chunk = images[start:start + self.batch_size]
+      # One batch shape for every call, so it compiles once: the last chunk is filled up with black.
+      batch = np.zeros((self.batch_size,) + frame_shape, np.uint8)
+      batch[:len(chunk)] = chunk
+      batch_landmarks = np.full((self.batch_size,) + landmarks.shape[1:], np.nan, np.float32)
+      batch_landmarks[:len(chunk)] = landmarks[start:start + self.batch_size]
+      latents = self._encode(self.params["generator"],
+                             jax.device_put(batch, self._batch_sharding),
+                             jax.device_put(batch_landmarks, self._batch_sharding))
+      encoded.append((len(chunk), latents))  # Fetched below: the next batch is queued meanwhile.
+    z_pose = [np.asarray(pose, np.float32)[:n] for n, (pose, _) in encoded]
+    z_dyn = [np.asarray(dyn, np.float32)[:n] for n, (_, dyn) in encoded]
+    if not encoded:
+      return np.zeros((0, self.pose_dim), np.float32), np.zeros((0, self.dyn_dim), np.float32)
+    return np.concatenate(z_pose), np.concatenate(z_dyn)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax import atomic
+from vasa_jax import atomic, runs
 from vasa_jax.data import motion_latents, schema
 from vasa_jax.diffusion import guidance, schedules
 from vasa_jax.errors import UserError
@@ -264,9 +264,9 @@ class MotionTask:
   # Sampling.
 
   def generator(self, params, **overrides):
-    """A `vasa_jax.inference.motion.MotionGenerator` with `config.sampling` (or `overrides`:
+    """A `vasa_jax.diffusion.motion.MotionGenerator` with `config.sampling` (or `overrides`:
     num_steps, method, eta, scales)."""
-    from vasa_jax.inference.motion import MotionGenerator
+    from vasa_jax.diffusion.motion import MotionGenerator
 
     sampling = self.config.sampling
     settings = dict(num_steps=int(sampling.steps), method=sampling.method,
@@ -274,6 +274,10 @@ class MotionTask:
                     scales={k: float(v) for k, v in sampling.guidance.items()})
     settings.update(overrides)
     return MotionGenerator(self.model, params, self.schedule, self.stats, **settings)
+
+  def predictor(self, run, **overrides):
+    """The motion generator of a `runs.Run` of this task (`generator`)."""
+    return self.generator(run.params, **overrides)
 
 
 def stage1_motion_size(workdir: str) -> tuple[str, int]:
@@ -298,9 +302,9 @@ def audio_feature_size(audio: ml_collections.ConfigDict) -> int:
   """Feature size of `config.audio` without loading weights: log-mel, or the Wav2Vec2's width."""
   path = audio.get("wav2vec2_path", "")
   if not path:
-    from vasa_jax.models.audio import features
+    from vasa_jax.data import audio_features
 
-    return features.make_audio_encoder(dict(audio)).dim
+    return audio_features.make_audio_encoder(dict(audio)).dim
   if audio.get("layer", "last") == "weighted":
     raise UserError("config.audio.layer='weighted' gives every layer; stage 2 takes one: 'last' or "
                     "a hidden-state index")
@@ -362,13 +366,5 @@ def read_run_files(workdir: str | os.PathLike) -> tuple[dict | None, dict | None
 
 def load(workdir, step: int | None = None) -> tuple[MotionTask, Any, int]:
   """(task, EMA parameters, step) of a stage-2 run's checkpoint."""
-  from vasa_jax import configs
-
-  workdir = pathlib.Path(workdir)
-  config = configs.read_json(workdir / "config.json")
-  if config.get("task") != TASK_NAME:
-    raise UserError(f"{workdir / 'config.json'} is a run of task {config.get('task')!r}, not of "
-                    "stage 2 (motion); give the workdir of a motion run")
-  task = make_task(config)
-  trained = common.load_trained(workdir, task, config, step=step)
-  return task, trained.params, trained.step
+  run = runs.load_run(workdir, step, task=TASK_NAME)
+  return run.task, run.params, run.step

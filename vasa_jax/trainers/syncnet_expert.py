@@ -47,8 +47,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax import atomic
-from vasa_jax import configs
+from vasa_jax import atomic, runs
 from vasa_jax.data import pipelines
 from vasa_jax.errors import UserError
 from vasa_jax.models import syncnet
@@ -218,6 +217,10 @@ class SyncExpertTask:
             "image_size": self.image_size, "window": list(self.window),
             "embed_dim": self.model.embed_dim}
 
+  def predictor(self, run) -> "Expert":
+    """The trained expert of a `runs.Run` of this task."""
+    return Expert(self, run.params, step=run.step, workdir=run.workdir)
+
   def init_params(self, rng: jax.Array):
     frames = jnp.zeros((1, syncnet.WINDOW_FRAMES, self.image_size, self.image_size, 3), jnp.uint8)
     mfcc = jnp.zeros((1, syncnet.NUM_CEPSTRA, syncnet.MFCC_WINDOW), jnp.float32)
@@ -319,14 +322,7 @@ def _off_origin(embeddings: jax.Array) -> np.ndarray:
 
 def load_expert(workdir: str | os.PathLike, step: int | None = None) -> Expert:
   """The expert trained in `workdir` (its config.json and latest checkpoint, or `step`'s)."""
-  workdir = pathlib.Path(workdir).expanduser()
-  config = configs.read_json(workdir / "config.json")
-  if config.get("task") != TASK_NAME:
-    raise UserError(f"{workdir / 'config.json'} is a run of task {config.get('task')!r}, not a "
-                    "sync expert; give the workdir of a run of experiments/evals/syncnet_expert.py")
-  task = make_task(config)
-  trained = common.load_trained(workdir, task, config, step=step)
-  return Expert(task, trained.params, step=trained.step, workdir=trained.workdir)
+  return runs.load_run(workdir, step, task=TASK_NAME).predictor()
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vasa_jax.data import audio as audio_io
+from vasa_jax.data import audio_features
 from vasa_jax.errors import UserError
 from vasa_jax.models.audio import features
 
@@ -14,7 +15,7 @@ from vasa_jax.models.audio import features
 def test_any_length_gives_the_video_frame_count(num_samples):
   frames = features.num_video_frames(num_samples)
   assert frames == -(-num_samples // 640)
-  encoder = features.make_audio_encoder({"wav2vec2_path": ""})
+  encoder = audio_features.make_audio_encoder({"wav2vec2_path": ""})
   audio = features.pad_to_frames(np.zeros(num_samples, np.float32))[None]
   assert audio.shape == (1, frames * 640)
   assert encoder(audio).shape == (1, frames, encoder.dim)
@@ -121,7 +122,7 @@ def test_wav2vec2_encoder_gives_one_vector_per_frame(tmp_path, layer):
   from tests.models.audio.test_wav2vec2 import build_hf_model, save_hf
 
   folder = save_hf(build_hf_model("wav2vec2"), tmp_path / "hf")
-  encoder = features.make_audio_encoder({"wav2vec2_path": str(folder), "layer": layer})
+  encoder = audio_features.make_audio_encoder({"wav2vec2_path": str(folder), "layer": layer})
   for num_samples in (700, 1280, 2000):
     audio = features.pad_to_frames(
         np.random.default_rng(num_samples).standard_normal((1, num_samples)).astype(np.float32))
@@ -151,4 +152,4 @@ def test_bad_layer_is_a_clear_error(tmp_path):
 
   folder = save_hf(build_hf_model("wav2vec2"), tmp_path / "hf")
   with pytest.raises(UserError, match="layer=7"):
-    features.make_audio_encoder({"wav2vec2_path": str(folder), "layer": 7})
+    audio_features.make_audio_encoder({"wav2vec2_path": str(folder), "layer": 7})

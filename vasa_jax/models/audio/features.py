@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vasa_jax.errors import UserError
 from vasa_jax.rates import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401 (re-exported)
 
 
@@ -123,8 +122,8 @@ class WeightedLayerSum(nn.Module):
 class AudioEncoder:
   """Audio [batch, 640 T] float32 -> features [batch, T, dim] (or [batch, T, layers, H] for "weighted").
 
-  Build one with `make_audio_encoder(config)`. `params` are the frozen pretrained weights (None for
-  mel); `apply(params, audio)` is pure and jittable.
+  Build one with `vasa_jax.data.audio_features.make_audio_encoder(config)`. `params` are the frozen
+  pretrained weights (None for mel); `apply(params, audio)` is pure and jittable.
   """
 
   kind: str
@@ -159,37 +158,3 @@ class AudioEncoder:
 
   def __call__(self, audio) -> jax.Array:
     return self.apply(self.params, audio)
-
-
-def make_audio_encoder(config) -> AudioEncoder:
-  """The encoder `config` asks for.
-
-  Args:
-    config: a ConfigDict (or mapping) with `wav2vec2_path` ("" = mel spectra, the default when no
-      weights are configured), `layer` ("last", an int hidden-state index, or "weighted"),
-      `normalize` (zero-mean unit-variance input, for checkpoints trained so), and `n_mels`.
-  """
-  path = config.get("wav2vec2_path", "") if hasattr(config, "get") else config["wav2vec2_path"]
-  if not path:
-    mel = MelConfig(n_mels=int(config.get("n_mels", 80)))
-    return AudioEncoder(kind="mel", dim=(SAMPLES_PER_FRAME // mel.hop) * mel.n_mels, layer=None,
-                        hop=mel.hop, mel=mel, filterbank=mel_filterbank(mel),
-                        description=f"log-mel spectra ({mel.n_mels} mels, 4 per frame)")
-  from vasa_jax.convert import wav2vec2 as convert
-  from vasa_jax.models.audio import wav2vec2
-
-  model_config, params = convert.load_hf_wav2vec2(path)
-  receptive, hop = conv_geometry(model_config.conv_kernel, model_config.conv_stride)
-  if SAMPLES_PER_FRAME % hop or (receptive - hop) % 2:
-    raise UserError(f"the Wav2Vec2 in {path} hops {hop} samples with a {receptive}-sample window; "
-                    f"frame-synchronous features need a hop dividing {SAMPLES_PER_FRAME}")
-  layer = config.get("layer", "last")
-  layers = model_config.num_hidden_layers
-  if layer not in ("last", "weighted") and not (isinstance(layer, int) and 0 <= layer <= layers):
-    raise UserError(f"config layer={layer!r}: use 'last', 'weighted' or a hidden-state index "
-                    f"0..{layers}")
-  return AudioEncoder(
-      kind="wav2vec2", dim=model_config.hidden_size, layer=layer, params=params,
-      model=wav2vec2.Wav2Vec2Model(model_config), hop=hop, pad=(receptive - hop) // 2,
-      normalize=bool(config.get("normalize", False)),
-      description=f"Wav2Vec2 from {path} (layer {layer})")

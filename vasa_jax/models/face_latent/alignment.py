@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 # Rows of `schema.LANDMARK_NAMES`.
 _LEFT_EYE, _RIGHT_EYE, _MOUTH, _CHIN, _FOREHEAD = 0, 1, 3, 4, 5
-# (x, y) / size of the eyes and mouth in the canonical crop (`faces.CROP_EYES_FRACTION` 0.41 and
+# (x, y) / size of the eyes and mouth in the canonical crop (`framing.CROP_EYES_FRACTION` 0.41 and
 # `CROP_MOUTH_FRACTION` 0.632 of its height, centred; eyes 0.2 apart, SynthTalk's mean); the other
 # rows are not used by the alignment.
 DEFAULT_LANDMARKS = ((0.4, 0.41), (0.6, 0.41), (0.5, 0.52), (0.5, 0.632), (0.5, 0.75),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vasa_jax.diffusion import schedules
-from vasa_jax.inference.motion import MotionGenerator
+from vasa_jax.diffusion.motion import MotionGenerator
 from vasa_jax.models import motion_dit
 
 W, K, M, A = 10, 4, 3, 2
