@@ -8,7 +8,7 @@ Arguments (comma-separated): variant (tiny | small | base), image_size, runlocal
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
+from vasa_jax.configs import common, parse_arg
 
 
 def get_config(arg=None):
@@ -26,22 +26,11 @@ def get_config(arg=None):
   config.data.seed = 1234
   config.data.worker_count = 0
 
-  config.batch_size = 32  # Global, over all devices and processes.
-  config.total_steps = 20 if arg.runlocal else 300
-  config.grad_accum_steps = 1
-  config.compute_dtype = "float32"  # "bfloat16" on accelerators; parameters stay float32.
-
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.9, b2=0.99, eps=1e-8, weight_decay=1e-4))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=3e-3, end_value=1e-4, warmup_steps=20, decay_steps=0))
-  config.grad_clip_norm = 1.0
-  config.ema_decay = 0.0  # e.g. 0.999 keeps an EMA of the parameters (0 = off).
-
-  # -1 = all devices. fsdp > 1 shards parameters and optimizer state (arrays >= fsdp_min_size).
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-
-  config.log_every = 5 if arg.runlocal else 25
-  config.checkpoint = ml_collections.ConfigDict(dict(every=100, keep=3, async_save=True))
+  # The keys of the trainer core (see `common.training`): batch_size is global, over all devices
+  # and processes; compute_dtype "bfloat16" on accelerators; ema_decay 0.999 would keep an EMA.
+  common.training(config, batch_size=32, total_steps=20 if arg.runlocal else 300,
+                  optimizer=common.adamw(b2=0.99),
+                  schedule=common.cosine(3e-3, end_value=1e-4, warmup_steps=20),
+                  log_every=5 if arg.runlocal else 25, checkpoint_every=100)
   return config
 

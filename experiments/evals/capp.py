@@ -26,8 +26,7 @@ videos with it through `config.evals.capp = dict(type="capp", workdir=RUN)`.
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
-from vasa_jax.models import capp
+from vasa_jax.configs import capp, common, parse_arg
 
 
 def get_config(arg=None):
@@ -50,20 +49,12 @@ def get_config(arg=None):
   # its motion scaled by f or 1/f, f in scale_range. batch_size counts clips.
   config.negatives = ml_collections.ConfigDict(dict(shifted=True, max_shift=4, scaled=1,
                                                     scale_range=[1.5, 4.0]))
-  config.batch_size = 16 if tiny else 32
-  config.total_steps = 20 if arg.runlocal else (300 if tiny else 3000)
-  config.grad_accum_steps = 1
-  config.compute_dtype = "float32"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.9, b2=0.98, eps=1e-6, weight_decay=0.05))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=1e-3 if tiny else 5e-4, end_value=1e-5,
-           warmup_steps=5 if arg.runlocal else 50, decay_steps=0))
-  config.grad_clip_norm = 1.0
-  config.ema_decay = 0.0
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-  config.log_every = 5 if arg.runlocal else 50
-  config.checkpoint = ml_collections.ConfigDict(dict(every=500, keep=3, async_save=True))
+  common.training(config, batch_size=16 if tiny else 32,
+                  total_steps=20 if arg.runlocal else (300 if tiny else 3000),
+                  optimizer=common.adamw(b2=0.98, eps=1e-6, weight_decay=0.05),
+                  schedule=common.cosine(1e-3 if tiny else 5e-4, end_value=1e-5,
+                                         warmup_steps=5 if arg.runlocal else 50),
+                  log_every=5 if arg.runlocal else 50, checkpoint_every=500)
   # Held-out report (capp_eval.json) after the last step: pose delayed by 0..shifts frames, and
   # its deviation from the first frame scaled by each of scales.
   config.eval = ml_collections.ConfigDict(dict(split="validation", shifts=4,

@@ -27,7 +27,7 @@ fits its 12 training identities far better (sync accuracy about 0.9 on training 
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
+from vasa_jax.configs import common, parse_arg
 
 DATASETS = {"tiny": "synthtalk/tiny", "small": "synthtalk/small", "base": "synthtalk/base"}
 
@@ -51,20 +51,12 @@ def get_config(arg=None):
       dict(data_dir="", dataset=arg.dataset or DATASETS.get(arg.variant, "synthtalk/small"),
            max_shift=6, negatives=12, colour_jitter=not tiny, window_jitter=0.0 if tiny else 0.03,
            worker_count=0))
-  config.batch_size = 32
-  config.total_steps = 20 if arg.runlocal else {"tiny": 2000}.get(arg.variant, 20000)
-  config.grad_accum_steps = 1
-  config.compute_dtype = "float32"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=1e-3, end_value=1e-5, warmup_steps=5 if arg.runlocal else 100,
-           decay_steps=0))
-  config.grad_clip_norm = 1.0
-  config.ema_decay = 0.0
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-  config.log_every = 5 if arg.runlocal else 50
-  config.checkpoint = ml_collections.ConfigDict(dict(every=500, keep=3, async_save=True))
+  common.training(config, batch_size=32,
+                  total_steps=20 if arg.runlocal else {"tiny": 2000}.get(arg.variant, 20000),
+                  optimizer=common.adamw(),
+                  schedule=common.cosine(1e-3, end_value=1e-5,
+                                         warmup_steps=5 if arg.runlocal else 100),
+                  log_every=5 if arg.runlocal else 50, checkpoint_every=500)
   # Written to syncnet_expert_eval.json at the end of training: sync accuracy on num_examples
   # held-out windows; S_C / S_D on num_videos held-out clips, in sync and audio delayed by shift.
   config.eval = ml_collections.ConfigDict(

@@ -10,29 +10,20 @@ The MegaPortraits recipe METHOD.md gives: AdamW, cosine schedule 2e-4 to 1e-6, b
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
-from vasa_jax.trainers import face_latent
+from vasa_jax.configs import common, face_latent, parse_arg
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, variant="paper")
-  config = ml_collections.ConfigDict()
-  config.task = "face_latent"
-  config.seed = 0
+  config = ml_collections.ConfigDict(dict(task="face_latent", seed=0))
   config.model = face_latent.default_model(arg.variant)
   config.data = ml_collections.ConfigDict(
       dict(data_dir="", dataset="talking_videos", worker_count=8, cross_clip=0.5))
-  config.batch_size = 16
-  config.grad_accum_steps = 1
-  config.compute_dtype = "bfloat16"
-  face_latent.default_optimization(config, total_steps=300_000, peak_value=2e-4,
-                                   warmup_steps=1000)
+  common.training(config, batch_size=16, total_steps=300_000, compute_dtype="bfloat16",
+                  ema_decay=0.999, log_every=100, checkpoint_every=5000)
+  face_latent.optimization(config, peak_value=2e-4, warmup_steps=1000)
   config.losses = face_latent.default_losses()
   config.losses.start = face_latent.curriculum(config.total_steps)
-  config.ema_decay = 0.999
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-  config.log_every = 100
-  config.checkpoint = ml_collections.ConfigDict(dict(every=5000, keep=3, async_save=True))
   # `vasa prepare` puts a share of the identities in "validation" (held out by identity).
   config.evals = face_latent.default_evals(every=10_000, num_examples=256, synthtalk=False)
   return config

@@ -14,7 +14,7 @@ to 5.7 s), K = 10, 4000 steps, and all 48 held-out clips of the 128 px set score
 import pathlib
 
 from vasa_jax import configs
-from vasa_jax.trainers import motion
+from vasa_jax.configs import motion
 
 _TINY = configs.load_module(str(pathlib.Path(__file__).with_name("synthtalk_tiny.py")))
 

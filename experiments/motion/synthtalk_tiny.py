@@ -15,8 +15,7 @@ on SynthTalk's ground-truth motion labels instead. Audio: log-mel features, or W
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
-from vasa_jax.trainers import motion
+from vasa_jax.configs import common, motion, parse_arg
 
 
 def get_config(arg=None):
@@ -36,20 +35,11 @@ def get_config(arg=None):
   config.dropout = motion.default_dropout()
   config.losses = ml_collections.ConfigDict(dict(velocity=0.0))
   config.sampling = motion.default_sampling()
-  config.batch_size = 32
-  config.total_steps = 20 if arg.runlocal else 3000
-  config.grad_accum_steps = 1
-  config.compute_dtype = "float32"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=3e-4, end_value=1e-6, warmup_steps=100, decay_steps=0))
-  config.grad_clip_norm = 1.0
-  config.ema_decay = 0.0 if arg.runlocal else 0.999
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-  config.log_every = 5 if arg.runlocal else 50
-  config.checkpoint = ml_collections.ConfigDict(dict(every=500, keep=3, async_save=True))
-  # SynthTalk tiny's validation split has 8 clips of held-out identities and sentences.
+  common.training(config, batch_size=32, total_steps=20 if arg.runlocal else 3000,
+                  optimizer=common.adamw(weight_decay=1e-2),
+                  schedule=common.cosine(3e-4, end_value=1e-6, warmup_steps=100),
+                  ema_decay=0.0 if arg.runlocal else 0.999, log_every=5 if arg.runlocal else 50,
+                  checkpoint_every=500)
   config.evals = motion.default_evals(every=0 if arg.runlocal else 1000, num_clips=8,
                                       sampling_steps=10 if arg.runlocal else 0)
   config.evaluation = motion.default_evaluation()

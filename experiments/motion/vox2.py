@@ -13,8 +13,7 @@ The held-out evaluation reads labels `vasa prepare` measured from face landmarks
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
-from vasa_jax.trainers import motion
+from vasa_jax.configs import common, motion, parse_arg
 
 
 def get_config(arg=None):
@@ -34,19 +33,10 @@ def get_config(arg=None):
   config.dropout = motion.default_dropout()
   config.losses = ml_collections.ConfigDict(dict(velocity=0.0))
   config.sampling = motion.default_sampling()
-  config.batch_size = 256
-  config.total_steps = 200_000
-  config.grad_accum_steps = 1
-  config.compute_dtype = "bfloat16"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="constant", peak_value=1e-4, end_value=1e-4, warmup_steps=5000, decay_steps=0))
-  config.grad_clip_norm = 1.0
-  config.ema_decay = 0.9999
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-  config.log_every = 100
-  config.checkpoint = ml_collections.ConfigDict(dict(every=5000, keep=3, async_save=True))
+  common.training(config, batch_size=256, total_steps=200_000,
+                  optimizer=common.adamw(weight_decay=0.0),
+                  schedule=common.constant(1e-4, warmup_steps=5000), compute_dtype="bfloat16",
+                  ema_decay=0.9999, log_every=100, checkpoint_every=5000)
   config.evals = motion.default_evals(every=10_000, num_clips=256)
   config.evaluation = motion.default_evaluation()
   return config

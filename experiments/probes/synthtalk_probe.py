@@ -20,7 +20,7 @@ units, on frames of the validation split's identities, which training never sees
 
 import ml_collections
 
-from vasa_jax.configs import parse_arg
+from vasa_jax.configs import common, parse_arg
 
 
 def get_config(arg=None):
@@ -32,20 +32,11 @@ def get_config(arg=None):
   # image_size 0: the dataset's resolution.
   config.data = ml_collections.ConfigDict(
       dict(data_dir="", dataset=arg.dataset, image_size=0, worker_count=0))
-  config.batch_size = 32
-  config.total_steps = 20 if arg.runlocal else 1500
-  config.grad_accum_steps = 1
-  config.compute_dtype = "float32"
-  config.optimizer = ml_collections.ConfigDict(
-      dict(name="adamw", b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4))
-  config.schedule = ml_collections.ConfigDict(
-      dict(name="cosine", peak_value=2e-3, end_value=1e-5, warmup_steps=5 if arg.runlocal else 50,
-           decay_steps=0))
-  config.grad_clip_norm = 1.0
-  config.ema_decay = 0.0
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, fsdp_min_size=2**14))
-  config.log_every = 5 if arg.runlocal else 50
-  config.checkpoint = ml_collections.ConfigDict(dict(every=250, keep=3, async_save=True))
+  common.training(config, batch_size=32, total_steps=20 if arg.runlocal else 1500,
+                  optimizer=common.adamw(),
+                  schedule=common.cosine(2e-3, end_value=1e-5,
+                                         warmup_steps=5 if arg.runlocal else 50),
+                  log_every=5 if arg.runlocal else 50, checkpoint_every=250)
   # Held-out errors written to probe_eval.json at the end of training.
   config.eval = ml_collections.ConfigDict(dict(split="validation", num_examples=256))
   return config

@@ -4,11 +4,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from vasa_jax.diffusion import schedules
-from vasa_jax.diffusion.motion import MotionGenerator
+from vasa_jax.diffusion.motion import MotionGenerator, sampling_settings
 from vasa_jax.models import motion_dit
 
 W, K, M, A = 10, 4, 3, 2
@@ -67,3 +68,16 @@ def test_continuing_from_given_motion():
                               jax.random.key(0), previous_motion=previous,
                               previous_audio=np.zeros((1, K, A), np.float32))
   np.testing.assert_allclose(motion[0, :, 0], SLOPE * np.arange(2 * W), atol=1e-4)
+
+
+def test_sampling_settings_come_from_the_config_then_the_overrides():
+  sampling = ml_collections.ConfigDict(dict(steps=50, method="ddim", eta=0.5,
+                                            guidance={"audio": 1.5, "gaze": 1}))
+  assert sampling_settings(sampling) == dict(num_steps=50, method="ddim", eta=0.5,
+                                             scales={"audio": 1.5, "gaze": 1.0})
+  assert sampling_settings(sampling, num_steps=4, eta=0.0)["num_steps"] == 4
+  assert sampling_settings(sampling, num_steps=4, eta=0.0)["eta"] == 0.0
+  assert sampling_settings(sampling, method="ddpm")["eta"] is None  # DDPM has no eta.
+  sampling.method, sampling.eta = "ddpm", None
+  assert sampling_settings(sampling) == dict(num_steps=50, method="ddpm", eta=None,
+                                             scales={"audio": 1.5, "gaze": 1.0})

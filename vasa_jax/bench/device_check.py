@@ -328,7 +328,7 @@ def learn_steps(seconds_left: float, step_s: float, compile_s: float, phases: in
 def _learn_part(args) -> int:
   from vasa_jax import configs, trainers
   from vasa_jax.bench import training
-  from vasa_jax.trainers import face_latent
+  from vasa_jax.configs import face_latent
 
   start = time.monotonic()
   deadline = start + args.seconds if args.seconds else None

@@ -26,6 +26,20 @@ from vasa_jax.diffusion.schedules import NoiseSchedule
 from vasa_jax.models import motion_dit
 
 
+def sampling_settings(sampling: Any, **overrides) -> dict[str, Any]:
+  """`MotionGenerator`'s sampler settings (num_steps, method, eta, scales) from a motion config's
+  `sampling` block (steps, method, eta, guidance), then `overrides`; eta only for DDIM."""
+  method = str(overrides.get("method", sampling["method"]))
+  eta = sampling.get("eta")
+  settings = dict(num_steps=int(sampling["steps"]), method=method,
+                  eta=None if eta is None else float(eta),
+                  scales={k: float(v) for k, v in dict(sampling["guidance"]).items()})
+  settings.update(overrides)
+  if method != "ddim":
+    settings["eta"] = None
+  return settings
+
+
 @dataclasses.dataclass
 class MotionGenerator:
   """A trained motion model and how to sample it.

@@ -545,10 +545,10 @@ def write_json(path: pathlib.Path, record: Mapping) -> None:
 
 def add_defaults(config) -> None:
   """Gives a stage-2 config without them the default video metrics and `evaluation` block
-  (`vasa_jax.trainers.motion.video_metrics`, `default_evaluation`), so that overrides can set them."""
+  (`vasa_jax.configs.motion.video_metrics`, `default_evaluation`), so that overrides can set them."""
   import ml_collections
 
-  from vasa_jax.trainers import motion
+  from vasa_jax.configs import motion
 
   with config.unlocked():
     if "evals" not in config:
@@ -562,11 +562,9 @@ def add_defaults(config) -> None:
 
 def sampling_of(config) -> dict[str, Any]:
   """A motion config's `sampling` block as `load_generator`'s overrides."""
-  sampling = config.sampling
-  method = str(sampling.method)
-  return {"num_steps": int(sampling.steps), "method": method,
-          "eta": float(sampling.eta) if method == "ddim" else None,
-          "scales": {k: float(v) for k, v in sampling.guidance.items()}}
+  from vasa_jax.diffusion.motion import sampling_settings
+
+  return sampling_settings(config.sampling)
 
 
 def format_rows(record: Mapping) -> str:

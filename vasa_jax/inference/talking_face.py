@@ -32,7 +32,7 @@ from vasa_jax.errors import UserError
 from vasa_jax.inference import portrait as portrait_lib
 from vasa_jax.inference.audio import AudioFeatureStream
 from vasa_jax.inference.face import FaceLatents, FaceRenderer
-from vasa_jax.diffusion.motion import MotionGenerator
+from vasa_jax.diffusion.motion import MotionGenerator, sampling_settings
 from vasa_jax.models.audio import features
 from vasa_jax.models.face_latent.warping import POSE_DIM
 from vasa_jax.rates import FPS, SAMPLE_RATE
@@ -492,12 +492,7 @@ def load_generator(checkpoint: str | os.PathLike, step: int | None = None,
   if first.variant != source["stage1"]["variant"]:
     raise UserError(f"{stage1_dir} holds a {first.variant!r} stage-1 model; stage 2 in {workdir} "
                     f"was trained on a {source['stage1']['variant']!r} one")
-  settings = dict(num_steps=int(config.sampling.steps), method=config.sampling.method,
-                  eta=float(config.sampling.eta) if config.sampling.method == "ddim" else None,
-                  scales={k: float(v) for k, v in config.sampling.guidance.items()})
-  settings.update(sampling or {})
-  if settings["method"] == "ddpm":
-    settings["eta"] = None
+  settings = sampling_settings(config.sampling, **(sampling or {}))
   motion = MotionGenerator(task.model, trained.params, task.schedule, stats, **settings)
   encoder = audio_features.make_audio_encoder(dict(config.audio))
   logging.info("Stage 2: %s step %d; stage 1: %s step %d (%s, %d px); audio: %s", workdir,

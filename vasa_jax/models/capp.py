@@ -40,6 +40,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# The pose tower's default input divisors, which experiments read too.
+from vasa_jax.configs.capp import POSE_SCALE, VELOCITY_SCALE
 from vasa_jax.errors import UserError
 from vasa_jax.models import layers
 from vasa_jax.models.motion_dit import Mlp
@@ -56,12 +58,6 @@ VARIANTS: dict[str, dict[str, int]] = {
     "base": dict(width=256, num_heads=8, mlp_dim=512, audio_layers=6, embed_dim=256),
 }
 
-# Default input divisors (radians and radians per frame, yaw/pitch/roll). Measured on SynthTalk
-# tiny's train split (`vasa synthtalk build --config tiny`, seed 0; 50-frame windows): the standard
-# deviation of the pose about each window's mean (0.032, 0.027, 0.010) and of the frame-to-frame
-# change (0.0056, 0.0101, 0.0021), rounded up.
-POSE_SCALE = (0.035, 0.03, 0.011)
-VELOCITY_SCALE = (0.006, 0.011, 0.0025)
 
 INITIAL_LOGIT_SCALE = math.log(1 / 0.07)
 MAX_LOGIT_SCALE = math.log(100.0)

@@ -164,7 +164,7 @@ class FaceLatentConfig:
   # eye and mouth landmarks (`alignment`: translation, scale and roll taken out); it reaches
   # `dynamics_crop_extent` eye-to-mouth distances to each side of its centre. 0 (the default, so
   # that runs from before the switch load as they trained): the whole image, as MegaPortraits and
-  # VASA-1. The recipe (`trainers.face_latent.default_model`) sets 0.5. Ours: on the whole 64 px
+  # VASA-1. The recipe (`configs.face_latent.default_model`) sets 0.5. Ours: on the whole 64 px
   # frame the dynamics trunk did not learn the jaw even when told it.
   dynamics_crop: float = 0.0
   dynamics_crop_extent: float = 0.9
