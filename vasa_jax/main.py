@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
       "saves a checkpoint first; running the same command again resumes from it.",
       epilog=OVERRIDES_EPILOG)
   _add_run_arguments(train)
-  train.set_defaults(handler=None)
+  train.set_defaults(handler=_run_task, takes_overrides=True)
   evaluate = subparsers.add_parser(
       "evaluate", help="score checkpoints or videos with the paper's metrics, or run a training "
       "run's evaluators",
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   evaluate.add_argument("--evals", default="", metavar="NAME[,NAME]",
                         help="only these entries of config.evals (default: all)")
-  evaluate.set_defaults(handler=None)
+  evaluate.set_defaults(handler=_run_evaluate, takes_overrides=True)
   sweep = subparsers.add_parser(
       "sweep", help="list (or run, one after another) the members of a config's sweep()",
       description="Each member of the config file's sweep() is a set of overrides; member M "
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--run", action="store_true", help="train the members here, in order")
   sweep.add_argument("--gather", action="store_true",
                      help="write the ablation table of the members' evaluation scores")
-  sweep.set_defaults(handler=None)
+  sweep.set_defaults(handler=_run_sweep, takes_overrides=True)
   from vasa_jax import demo
   from vasa_jax.bench import cli as bench_cli
   from vasa_jax.data import audio_features, motion_latents, prepare_cli
@@ -153,14 +153,14 @@ def _setup_logging() -> None:
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _run_task(args: argparse.Namespace, overrides: list[str]) -> int:
+def _run_task(args: argparse.Namespace) -> int:
   from absl import flags
 
   from vasa_jax import configs, trainers
 
   # grain reads absl flags in its workers; this program parses its own arguments.
   flags.FLAGS.mark_as_parsed()
-  config = configs.load_config(args.config, overrides)
+  config = configs.load_config(args.config, args.overrides)
   trainer = trainers.get_trainer(config.task)
   if args.distributed or args.coordinator_address or args.num_processes is not None:
     from vasa_jax.trainers import common
@@ -170,7 +170,7 @@ def _run_task(args: argparse.Namespace, overrides: list[str]) -> int:
   return 0
 
 
-def _run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
+def _run_sweep(args: argparse.Namespace) -> int:
   import pathlib
   import shlex
 
@@ -186,12 +186,12 @@ def _run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
   members = configs.sweep_overrides(config_arg)
   plans = []
   for member in members:
-    config = configs.load_config(config_arg, overrides + member)  # Checks every member first.
+    config = configs.load_config(config_arg, args.overrides + member)  # Checks every member first.
     workdir = pathlib.Path(args.workdir) / configs.sweep_member_name(member)
     plans.append((config, workdir, member))
     if not args.gather:
       print(shlex.join(["vasa", "train", "--config", config_arg, "--workdir", str(workdir),
-                        *overrides, *member]))
+                        *args.overrides, *member]))
   if args.run:
     for config, workdir, _ in plans:
       logging.info("Sweep member %s", workdir)
@@ -205,7 +205,7 @@ def _run_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
   return 0
 
 
-def _run_workdir_evaluators(args: argparse.Namespace, overrides: list[str]) -> int:
+def _run_workdir_evaluators(args: argparse.Namespace) -> int:
   import pathlib
 
   from absl import flags
@@ -216,7 +216,7 @@ def _run_workdir_evaluators(args: argparse.Namespace, overrides: list[str]) -> i
   workdir = pathlib.Path(args.workdir)
 
   def with_overrides(config):
-    for override in overrides:
+    for override in args.overrides:
       configs.apply_override(config, override)
 
   trained = runs.load_run(workdir, args.step, adjust=with_overrides)
@@ -233,12 +233,12 @@ def _run_workdir_evaluators(args: argparse.Namespace, overrides: list[str]) -> i
   return 0
 
 
-def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
+def _run_evaluate(args: argparse.Namespace) -> int:
   if args.workdir:
     if args.checkpoint or args.videos:
       raise UserError("--workdir runs a training run's evaluators; --checkpoint/--videos run the "
                       "paper's protocol: give one or the other")
-    return _run_workdir_evaluators(args, overrides)
+    return _run_workdir_evaluators(args)
   import pathlib
 
   from absl import flags
@@ -251,11 +251,11 @@ def _run_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
     raise UserError("vasa evaluate needs --checkpoint RUN and/or --videos [NAME=]DIR (or "
                     "--workdir RUN for a training run's evaluators)")
   if args.config:
-    config = configs.load_config(args.config, overrides)
+    config = configs.load_config(args.config, args.overrides)
   elif args.checkpoint:
     config = configs.read_json(pathlib.Path(args.checkpoint[0]) / "config.json")
     protocol.add_defaults(config)  # Runs configured before the video metrics existed.
-    for override in overrides:
+    for override in args.overrides:
       configs.apply_override(config, override)
   else:
     raise UserError("--videos needs --config FILE: the experiment config whose config.evals "
@@ -296,16 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       parser.print_help()
       return EXIT_USER_ERROR
     _setup_logging()
-    if args.handler is not None:
-      if overrides and not getattr(args, "takes_overrides", False):
-        raise UserError(f"{args.command} takes no --config.* overrides (got {overrides[0]})")
-      args.overrides = overrides
-      return args.handler(args)
-    if args.command == "evaluate":
-      return _run_evaluate(args, overrides)
-    if args.command == "sweep":
-      return _run_sweep(args, overrides)
-    return _run_task(args, overrides)
+    if overrides and not getattr(args, "takes_overrides", False):
+      raise UserError(f"{args.command} takes no --config.* overrides (got {overrides[0]})")
+    args.overrides = overrides
+    return args.handler(args)
   except UserError as e:
     print(f"vasa: error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR

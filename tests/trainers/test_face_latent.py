@@ -68,7 +68,8 @@ def test_short_training_lowers_held_out_error(face_latent_tiny_run, capsys):
 def test_the_second_phase_trains_both_networks_with_every_loss(synthtalk_tiny_dir, tmp_path):
   """The curriculum's second phase in a real run: every late loss on from the first step (the
   switch is tested in tests/trainers/test_face_latent_recipe.py and tests/trainers/test_common.py),
-  on tiny with one block per stage, which compiles about twice as fast. Every loss is finite and
+  on tiny with one block per stage and one small discriminator, which compile fast. Every loss is
+  finite and
   the discriminator trains along with the generator."""
   steps = 2
   config = configs.load_config(
@@ -80,7 +81,8 @@ def test_the_second_phase_trains_both_networks_with_every_loss(synthtalk_tiny_di
        *(f"--config.losses.start.{name}=0" for name in face_latent.LATE_LOSSES)])
   with config.unlocked():
     config.model.update(motion_blocks=(1, 1), id_blocks=(1, 1), unet_channels=(16,),
-                        render_blocks=1, warp_channels=(16,))
+                        render_blocks=1, warp_channels=(16,), disc_channels=(16, 32),
+                        disc_scales=1)
     config.evals = ml_collections.ConfigDict()
   task = face_latent.make_task(config)
   initial = jax.jit(task.init_params)(jax.random.key(config.seed))

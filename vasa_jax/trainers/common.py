@@ -90,6 +90,220 @@ class TrainingDiverged(UserError):
 
 
 # ----------------------------------------------------------------------------------------------------
+# The loop.
+
+
+@dataclasses.dataclass
+class TrainResult:
+  workdir: pathlib.Path
+  start_step: int
+  final_step: int
+  state: TrainState
+  first_metrics: dict | None
+  last_metrics: dict | None
+  steps_per_sec: float | None
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task,
+          mesh: jax.sharding.Mesh | None = None) -> TrainResult:
+  """Trains `task` as `config` says, in `workdir`, resuming from its latest checkpoint."""
+  workdir = pathlib.Path(workdir).absolute()
+  is_chief = jax.process_index() == 0
+  mesh = mesh or create_mesh(config.mesh)
+  total_steps = int(config.total_steps)
+  global_batch = int(config.batch_size)
+  if global_batch % mesh.size:
+    raise UserError(f"config.batch_size={global_batch} does not split over the {mesh.size} devices "
+                    f"of the mesh; use a multiple of {mesh.size}")
+  accum = int(config.get("grad_accum_steps", 1))
+  if accum < 1 or global_batch % (accum * mesh.size):
+    raise UserError(f"config.grad_accum_steps={accum}: batch_size {global_batch} must be a multiple "
+                    f"of grad_accum_steps x devices = {accum * mesh.size}")
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  tx, schedule = task_optimizer(task, config)
+  ema_decay = float(config.get("ema_decay", 0.0))
+  init_fn = make_init_fn(task, tx, use_ema=ema_decay > 0)
+  base_rng = jax.random.key(config.seed)
+  abstract_state = jax.eval_shape(init_fn, base_rng)
+  state_shardings = fsdp_shardings(abstract_state, mesh, config.mesh.get("fsdp_min_size", 2**14))
+  meta = {"task": task.name, "model": task.model_summary(),
+          "param_shapes": param_shapes(abstract_state.params),
+          "state_shapes": param_shapes(abstract_state)}
+  num_params = sum(math.prod(s) for s in meta["param_shapes"].values())
+  logging.info("Task %s, model %s: %s parameters. Mesh %s over %d %s device(s), %d process(es).",
+               task.name, meta["model"], f"{num_params:,}", dict(mesh.shape), mesh.size,
+               mesh.devices.flat[0].platform, jax.process_count())
+
+  checkpointer = Checkpointer(workdir / "checkpoints", keep=config.checkpoint.keep,
+                              async_save=config.checkpoint.get("async_save", True))
+  data_iterator = task.make_data_iterator(jax.process_index(), jax.process_count())
+  start_step = checkpointer.latest_step() or 0
+  if start_step:
+    check_same_model(checkpointer.read_meta(start_step), meta, workdir)
+    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                          abstract_state, state_shardings)
+    state = checkpointer.restore(start_step, target, data_iterator)
+    logging.info("Resumed from the checkpoint at step %d in %s.", start_step, checkpointer.directory)
+  else:
+    state = jax.jit(init_fn, out_shardings=state_shardings)(base_rng)
+  if is_chief:
+    configs.write_json(config, workdir / "config.json")
+
+  from vasa_jax import evaluators as evaluators_lib  # Only a run needs them.
+
+  evaluators = evaluators_lib.make_evaluators(config, task, training=True)
+  data_sharding = batch_sharding(mesh)
+  compiled_steps: dict[Any, Callable] = {}
+
+  def train_step(state, batch, base_rng, step):
+    """The jitted step of the phase the update from `step - 1` to `step` belongs to."""
+    phase = task.phase(step - 1) if hasattr(task, "phase") else None
+    if phase not in compiled_steps:
+      if phase is not None:
+        logging.info("Step %d starts phase %s.", step, phase)
+      compiled_steps[phase] = jax.jit(
+          make_train_step(task, tx, schedule, mesh, accum, ema_decay, phase=phase),
+          in_shardings=(state_shardings, data_sharding, replicated(mesh)),
+          out_shardings=(state_shardings, replicated(mesh)),
+          donate_argnums=(0,))
+    return compiled_steps[phase](state, batch, base_rng)
+
+  writer = MetricWriter(workdir, start_step, enabled=is_chief)
+  log_every = int(config.get("log_every", 50))
+  save_every = int(config.checkpoint.every)
+  result = TrainResult(workdir, start_step, start_step, state, None, None, None)
+
+  def diverged(step, metrics):
+    last_good = checkpointer.latest_step()
+    where = (f"the last good checkpoint (step {last_good}) stays in {checkpointer.directory}"
+             if last_good else "no checkpoint was written yet")
+    raise TrainingDiverged(
+        f"non-finite training at step {step} (loss={float(metrics['loss'])}, "
+        f"grad_norm={float(metrics['grad_norm'])}); {where}. Lower the learning rate "
+        "(--config.schedule.peak_value), clip gradients (--config.grad_clip_norm) or use float32 "
+        "compute (--config.compute_dtype=float32), then run again (it resumes from that checkpoint)")
+
+  progress = _progress_bar(total_steps, start_step, enabled=is_chief)
+  unchecked = None  # (step, metrics) of the previous step: checked while this one runs.
+  interval_start, interval_steps = None, 0
+  try:
+    with _stop_signals() as stop_signals:
+      for step in range(start_step + 1, total_steps + 1):
+        batch = to_global_batch(next(data_iterator), data_sharding)
+        state, metrics = train_step(state, batch, base_rng, step)
+        progress.update(1)
+        interval_steps += 1
+        if step == start_step + 1:
+          jax.block_until_ready(metrics)  # Leave compilation out of the measured rate.
+          interval_start, interval_steps = time.perf_counter(), 0
+        stop = _any_process(bool(stop_signals))
+        log = step % log_every == 0 or step == total_steps or stop
+        save = step % save_every == 0 or step == total_steps or stop
+        # Every step's metrics are checked once: while the next step runs, or at once when they
+        # are logged or the state saved, so that nothing non-finite is ever logged or saved.
+        to_check, unchecked = ([unchecked] if unchecked else []), (step, metrics)
+        if log or save:
+          to_check, unchecked = to_check + [unchecked], None
+        for checked_step, checked_metrics in to_check:
+          if not bool(checked_metrics["finite"]):
+            diverged(checked_step, checked_metrics)
+        if log:
+          scalars = jax.device_get(metrics)
+          scalars.pop("finite")
+          elapsed = time.perf_counter() - interval_start
+          if interval_steps and elapsed > 0:
+            scalars["steps_per_sec"] = interval_steps / elapsed
+            scalars["examples_per_sec"] = scalars["steps_per_sec"] * global_batch
+            result.steps_per_sec = scalars["steps_per_sec"]
+          interval_start, interval_steps = time.perf_counter(), 0
+          writer.write(step, scalars)
+          result.first_metrics = result.first_metrics or dict(scalars, step=step)
+          result.last_metrics = dict(scalars, step=step)
+          progress.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
+        if save:
+          checkpointer.save(step, state, data_iterator, meta)
+        due = [e for e in evaluators if not stop and e.due(step, total_steps)]
+        if due:
+          eval_start = time.perf_counter()
+          evaluators_lib.run_evaluators(
+              due, state.ema_params if state.ema_params is not None else state.params, step,
+              workdir, writer, write_files=is_chief)
+          if interval_start is not None:  # Evaluation time is not training time.
+            interval_start += time.perf_counter() - eval_start
+        result.final_step = step
+        if stop:
+          checkpointer.wait()
+          raise TrainingInterrupted(stop_signals[0] if stop_signals else signal.SIGTERM, step,
+                                    workdir)
+  finally:
+    progress.close()
+    writer.close()
+    checkpointer.close()
+    if hasattr(data_iterator, "close"):  # Stops grain worker processes.
+      data_iterator.close()
+  result.state = state
+  if is_chief:
+    logging.info(_summary(result, checkpointer.directory))
+  return result
+
+
+@contextlib.contextmanager
+def _stop_signals():
+  """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
+  received: list[int] = []
+  previous = {}
+
+  def handler(signum, frame):
+    del frame
+    if received:  # A second signal: stop without waiting for the checkpoint.
+      signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+      raise KeyboardInterrupt
+    received.append(signum)
+    logging.warning("%s received: saving a checkpoint after this step.",
+                    signal.Signals(signum).name)
+
+  # Handlers can only be installed from the main thread; elsewhere the caller owns signals.
+  if threading.current_thread() is threading.main_thread():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      previous[sig] = signal.signal(sig, handler)
+  try:
+    yield received
+  finally:
+    for sig, old in previous.items():
+      signal.signal(sig, old)
+
+
+def _any_process(flag: bool) -> bool:
+  """True on every process if `flag` is true on any (all must stop at the same step)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def _summary(result: TrainResult, checkpoints: pathlib.Path) -> str:
+  if result.final_step == result.start_step:
+    return (f"Nothing to train: the checkpoint in {checkpoints} is already at step "
+            f"{result.final_step} (raise --config.total_steps to train on).")
+  first, last = result.first_metrics, result.last_metrics
+  rate = f" at {result.steps_per_sec:.2f} steps/s" if result.steps_per_sec else ""
+  return (f"Trained steps {result.start_step + 1}-{result.final_step}{rate}; loss "
+          f"{first['loss']:.4g} (step {first['step']}) -> {last['loss']:.4g} (step {last['step']}). "
+          f"Checkpoints: {checkpoints}; metrics: {result.workdir / 'metrics.jsonl'}; "
+          f"TensorBoard: tensorboard --logdir {result.workdir / 'tensorboard'}")
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+  from tqdm import tqdm
+
+  return tqdm(total=total, initial=initial, unit="step", desc="train", disable=not enabled,
+              dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0,
+              smoothing=0.1, file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Multi-host and mesh.
 
 
@@ -435,217 +649,3 @@ class MetricWriter:
       self._file.close()
       self._tb.close()
       self._file = self._tb = None
-
-
-# ----------------------------------------------------------------------------------------------------
-# The loop.
-
-
-@contextlib.contextmanager
-def _stop_signals():
-  """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
-  received: list[int] = []
-  previous = {}
-
-  def handler(signum, frame):
-    del frame
-    if received:  # A second signal: stop without waiting for the checkpoint.
-      signal.signal(signum, previous.get(signum, signal.SIG_DFL))
-      raise KeyboardInterrupt
-    received.append(signum)
-    logging.warning("%s received: saving a checkpoint after this step.",
-                    signal.Signals(signum).name)
-
-  # Handlers can only be installed from the main thread; elsewhere the caller owns signals.
-  if threading.current_thread() is threading.main_thread():
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      previous[sig] = signal.signal(sig, handler)
-  try:
-    yield received
-  finally:
-    for sig, old in previous.items():
-      signal.signal(sig, old)
-
-
-def _any_process(flag: bool) -> bool:
-  """True on every process if `flag` is true on any (all must stop at the same step)."""
-  if jax.process_count() == 1:
-    return flag
-  from jax.experimental import multihost_utils
-
-  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
-
-
-@dataclasses.dataclass
-class TrainResult:
-  workdir: pathlib.Path
-  start_step: int
-  final_step: int
-  state: TrainState
-  first_metrics: dict | None
-  last_metrics: dict | None
-  steps_per_sec: float | None
-
-
-def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: Task,
-          mesh: jax.sharding.Mesh | None = None) -> TrainResult:
-  """Trains `task` as `config` says, in `workdir`, resuming from its latest checkpoint."""
-  workdir = pathlib.Path(workdir).absolute()
-  is_chief = jax.process_index() == 0
-  mesh = mesh or create_mesh(config.mesh)
-  total_steps = int(config.total_steps)
-  global_batch = int(config.batch_size)
-  if global_batch % mesh.size:
-    raise UserError(f"config.batch_size={global_batch} does not split over the {mesh.size} devices "
-                    f"of the mesh; use a multiple of {mesh.size}")
-  accum = int(config.get("grad_accum_steps", 1))
-  if accum < 1 or global_batch % (accum * mesh.size):
-    raise UserError(f"config.grad_accum_steps={accum}: batch_size {global_batch} must be a multiple "
-                    f"of grad_accum_steps x devices = {accum * mesh.size}")
-  workdir.mkdir(parents=True, exist_ok=True)
-
-  tx, schedule = task_optimizer(task, config)
-  ema_decay = float(config.get("ema_decay", 0.0))
-  init_fn = make_init_fn(task, tx, use_ema=ema_decay > 0)
-  base_rng = jax.random.key(config.seed)
-  abstract_state = jax.eval_shape(init_fn, base_rng)
-  state_shardings = fsdp_shardings(abstract_state, mesh, config.mesh.get("fsdp_min_size", 2**14))
-  meta = {"task": task.name, "model": task.model_summary(),
-          "param_shapes": param_shapes(abstract_state.params),
-          "state_shapes": param_shapes(abstract_state)}
-  num_params = sum(math.prod(s) for s in meta["param_shapes"].values())
-  logging.info("Task %s, model %s: %s parameters. Mesh %s over %d %s device(s), %d process(es).",
-               task.name, meta["model"], f"{num_params:,}", dict(mesh.shape), mesh.size,
-               mesh.devices.flat[0].platform, jax.process_count())
-
-  checkpointer = Checkpointer(workdir / "checkpoints", keep=config.checkpoint.keep,
-                              async_save=config.checkpoint.get("async_save", True))
-  data_iterator = task.make_data_iterator(jax.process_index(), jax.process_count())
-  start_step = checkpointer.latest_step() or 0
-  if start_step:
-    check_same_model(checkpointer.read_meta(start_step), meta, workdir)
-    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          abstract_state, state_shardings)
-    state = checkpointer.restore(start_step, target, data_iterator)
-    logging.info("Resumed from the checkpoint at step %d in %s.", start_step, checkpointer.directory)
-  else:
-    state = jax.jit(init_fn, out_shardings=state_shardings)(base_rng)
-  if is_chief:
-    configs.write_json(config, workdir / "config.json")
-
-  from vasa_jax import evaluators as evaluators_lib  # Evaluators may import task modules.
-
-  evaluators = evaluators_lib.make_evaluators(config, task, training=True)
-  data_sharding = batch_sharding(mesh)
-  compiled_steps: dict[Any, Callable] = {}
-
-  def train_step(state, batch, base_rng, step):
-    """The jitted step of the phase the update from `step - 1` to `step` belongs to."""
-    phase = task.phase(step - 1) if hasattr(task, "phase") else None
-    if phase not in compiled_steps:
-      if phase is not None:
-        logging.info("Step %d starts phase %s.", step, phase)
-      compiled_steps[phase] = jax.jit(
-          make_train_step(task, tx, schedule, mesh, accum, ema_decay, phase=phase),
-          in_shardings=(state_shardings, data_sharding, replicated(mesh)),
-          out_shardings=(state_shardings, replicated(mesh)),
-          donate_argnums=(0,))
-    return compiled_steps[phase](state, batch, base_rng)
-
-  writer = MetricWriter(workdir, start_step, enabled=is_chief)
-  log_every = int(config.get("log_every", 50))
-  save_every = int(config.checkpoint.every)
-  result = TrainResult(workdir, start_step, start_step, state, None, None, None)
-
-  def save(step, state):
-    checkpointer.save(step, state, data_iterator, meta)
-
-  def diverged(step, metrics):
-    last_good = checkpointer.latest_step()
-    where = (f"the last good checkpoint (step {last_good}) stays in {checkpointer.directory}"
-             if last_good else "no checkpoint was written yet")
-    raise TrainingDiverged(
-        f"non-finite training at step {step} (loss={float(metrics['loss'])}, "
-        f"grad_norm={float(metrics['grad_norm'])}); {where}. Lower the learning rate "
-        "(--config.schedule.peak_value), clip gradients (--config.grad_clip_norm) or use float32 "
-        "compute (--config.compute_dtype=float32), then run again (it resumes from that checkpoint)")
-
-  progress = _progress_bar(total_steps, start_step, enabled=is_chief)
-  pending = None  # (step, metrics) of the previous step: checked while the next one runs.
-  interval_start, interval_steps = None, 0
-  try:
-    with _stop_signals() as stop_signals:
-      for step in range(start_step + 1, total_steps + 1):
-        batch = to_global_batch(next(data_iterator), data_sharding)
-        state, metrics = train_step(state, batch, base_rng, step)
-        if pending is not None and not bool(pending[1]["finite"]):
-          diverged(*pending)
-        pending = (step, metrics)
-        progress.update(1)
-        interval_steps += 1
-        if step == start_step + 1:
-          jax.block_until_ready(metrics)  # Leave compilation out of the measured rate.
-          interval_start, interval_steps = time.perf_counter(), 0
-        stop = _any_process(bool(stop_signals))
-        if step % log_every == 0 or step == total_steps or stop:
-          scalars = jax.device_get(metrics)
-          if not scalars["finite"]:
-            diverged(step, scalars)
-          scalars.pop("finite")
-          elapsed = time.perf_counter() - interval_start
-          if interval_steps and elapsed > 0:
-            scalars["steps_per_sec"] = interval_steps / elapsed
-            scalars["examples_per_sec"] = scalars["steps_per_sec"] * global_batch
-            result.steps_per_sec = scalars["steps_per_sec"]
-          interval_start, interval_steps = time.perf_counter(), 0
-          writer.write(step, scalars)
-          result.first_metrics = result.first_metrics or dict(scalars, step=step)
-          result.last_metrics = dict(scalars, step=step)
-          progress.set_postfix(loss=f"{scalars['loss']:.4g}", refresh=False)
-        if step % save_every == 0 or step == total_steps or stop:
-          if not bool(metrics["finite"]):
-            diverged(step, metrics)
-          save(step, state)
-        due = [e for e in evaluators if not stop and e.due(step, total_steps)]
-        if due:
-          eval_start = time.perf_counter()
-          evaluators_lib.run_evaluators(
-              due, state.ema_params if state.ema_params is not None else state.params, step,
-              workdir, writer, write_files=is_chief)
-          if interval_start is not None:  # Evaluation time is not training time.
-            interval_start += time.perf_counter() - eval_start
-        result.final_step = step
-        if stop:
-          checkpointer.wait()
-          raise TrainingInterrupted(stop_signals[0] if stop_signals else signal.SIGTERM, step,
-                                    workdir)
-  finally:
-    progress.close()
-    writer.close()
-    checkpointer.close()
-    if hasattr(data_iterator, "close"):  # Stops grain worker processes.
-      data_iterator.close()
-  result.state = state
-  if is_chief:
-    logging.info(_summary(result, checkpointer.directory))
-  return result
-
-
-def _summary(result: TrainResult, checkpoints: pathlib.Path) -> str:
-  if result.final_step == result.start_step:
-    return (f"Nothing to train: the checkpoint in {checkpoints} is already at step "
-            f"{result.final_step} (raise --config.total_steps to train on).")
-  first, last = result.first_metrics, result.last_metrics
-  rate = f" at {result.steps_per_sec:.2f} steps/s" if result.steps_per_sec else ""
-  return (f"Trained steps {result.start_step + 1}-{result.final_step}{rate}; loss "
-          f"{first['loss']:.4g} (step {first['step']}) -> {last['loss']:.4g} (step {last['step']}). "
-          f"Checkpoints: {checkpoints}; metrics: {result.workdir / 'metrics.jsonl'}; "
-          f"TensorBoard: tensorboard --logdir {result.workdir / 'tensorboard'}")
-
-
-def _progress_bar(total: int, initial: int, enabled: bool):
-  from tqdm import tqdm
-
-  return tqdm(total=total, initial=initial, unit="step", desc="train", disable=not enabled,
-              dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0,
-              smoothing=0.1, file=sys.stderr)
