@@ -71,18 +71,24 @@ def synthtalk_tiny_dir(tmp_path_factory):
 
 
 FACE_LATENT_STEPS = 40  # Checkpoints at steps 20 and 40.
+# The curriculum's second phase (every loss) from this step: a few steps of it show that it trains.
+FACE_LATENT_LATE_START = 34
+# The tiny model with one block per stage and a small discriminator: the second phase's step (the
+# consistency and contrastive losses encode and decode again) compiles in about half the time.
+FACE_LATENT_MODEL = dict(motion_blocks=(1, 1), id_blocks=(1, 1), unet_channels=(16,),
+                         render_blocks=1, warp_channels=(16,), disc_channels=(16, 32),
+                         disc_scales=1)
 
 
 @pytest.fixture(scope="session")
 def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
-  """A stage-1 (face_latent) run of experiments/face_latent/synthtalk_tiny.py on SynthTalk tiny:
-  FACE_LATENT_STEPS steps on one CPU device without the pretrained-network losses, in the
-  curriculum's first phase (reconstruction and pose; the second phase trains in
-  tests/trainers/test_face_latent.py on a smaller model: compiled and run here, a few steps of it
-  cost about twice the first phase's 40), checkpoints at steps 20 and 40, evaluators after the last
-  step (the identity evaluator has tests of its own). Trained once per session: its test checks
-  what training did, and later stages read it back. Returns (config, task, train result, workdir,
-  held-out scores before training)."""
+  """A stage-1 (face_latent) run of experiments/face_latent/synthtalk_tiny.py on SynthTalk tiny,
+  with FACE_LATENT_MODEL's smaller sizes: FACE_LATENT_STEPS steps on one CPU device without the
+  pretrained-network losses (reconstruction and pose alone until FACE_LATENT_LATE_START, then every
+  loss), checkpoints at steps 20 and 40, evaluators after the last step (the identity evaluator has
+  tests of its own). Trained once per session: its test checks what training did, and later
+  stages read it back. Returns (config, task, train result, workdir, held-out scores before
+  training, initial parameters)."""
   import jax
 
   from vasa_jax import configs, evaluators
@@ -96,12 +102,14 @@ def face_latent_tiny_run(synthtalk_tiny_dir, tmp_path_factory):
        # The packaged VGG16 and dlib losses would double the step's time; a stage-1 step with
        # them is tested in tests/bench/test_bench.py.
        "--config.losses.perceptual_network=none", "--config.losses.identity_network=none",
-       # The curriculum's first phase throughout.
-       *(f"--config.losses.start.{name}={FACE_LATENT_STEPS}"
+       # Two phases of the curriculum: reconstruction alone, then every loss.
+       *(f"--config.losses.start.{name}={FACE_LATENT_LATE_START}"
          for name in face_latent.LATE_LOSSES),
        "--config.evals.identity.every=-1",
        "--config.evals.heldout.num_examples=8", "--config.evals.transfer.num_pairs=4",
        "--config.evals.readout.max_frames=512", "--config.evals.readout.stride=4"])
+  with config.unlocked():
+    config.model.update(FACE_LATENT_MODEL)
   task = face_latent.make_task(config)
   initial = jax.jit(task.init_params)(jax.random.key(config.seed))
   (heldout,) = evaluators.make_evaluators(config, task, only=["heldout"])

@@ -111,42 +111,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
   is_chief = jax.process_index() == 0
   mesh = mesh or create_mesh(config.mesh)
   total_steps = int(config.total_steps)
-  global_batch = int(config.batch_size)
-  if global_batch % mesh.size:
-    raise UserError(f"config.batch_size={global_batch} does not split over the {mesh.size} devices "
-                    f"of the mesh; use a multiple of {mesh.size}")
-  accum = int(config.get("grad_accum_steps", 1))
-  if accum < 1 or global_batch % (accum * mesh.size):
-    raise UserError(f"config.grad_accum_steps={accum}: batch_size {global_batch} must be a multiple "
-                    f"of grad_accum_steps x devices = {accum * mesh.size}")
+  global_batch, accum = _batch_split(config, mesh)
   workdir.mkdir(parents=True, exist_ok=True)
-
   tx, schedule = task_optimizer(task, config)
   ema_decay = float(config.get("ema_decay", 0.0))
-  init_fn = make_init_fn(task, tx, use_ema=ema_decay > 0)
   base_rng = jax.random.key(config.seed)
-  abstract_state = jax.eval_shape(init_fn, base_rng)
-  state_shardings = fsdp_shardings(abstract_state, mesh, config.mesh.get("fsdp_min_size", 2**14))
-  meta = {"task": task.name, "model": task.model_summary(),
-          "param_shapes": param_shapes(abstract_state.params),
-          "state_shapes": param_shapes(abstract_state)}
-  num_params = sum(math.prod(s) for s in meta["param_shapes"].values())
-  logging.info("Task %s, model %s: %s parameters. Mesh %s over %d %s device(s), %d process(es).",
-               task.name, meta["model"], f"{num_params:,}", dict(mesh.shape), mesh.size,
-               mesh.devices.flat[0].platform, jax.process_count())
-
   checkpointer = Checkpointer(workdir / "checkpoints", keep=config.checkpoint.keep,
                               async_save=config.checkpoint.get("async_save", True))
   data_iterator = task.make_data_iterator(jax.process_index(), jax.process_count())
-  start_step = checkpointer.latest_step() or 0
-  if start_step:
-    check_same_model(checkpointer.read_meta(start_step), meta, workdir)
-    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          abstract_state, state_shardings)
-    state = checkpointer.restore(start_step, target, data_iterator)
-    logging.info("Resumed from the checkpoint at step %d in %s.", start_step, checkpointer.directory)
-  else:
-    state = jax.jit(init_fn, out_shardings=state_shardings)(base_rng)
+  state, state_shardings, meta, start_step = _first_state(
+      config, task, mesh, make_init_fn(task, tx, use_ema=ema_decay > 0), base_rng, checkpointer,
+      data_iterator, workdir)
   if is_chief:
     configs.write_json(config, workdir / "config.json")
 
@@ -246,6 +221,43 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike, task: T
   if is_chief:
     logging.info(_summary(result, checkpointer.directory))
   return result
+
+
+def _batch_split(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> tuple[int, int]:
+  """(global batch, gradient accumulation steps), checked to split over the mesh's devices."""
+  global_batch = int(config.batch_size)
+  if global_batch % mesh.size:
+    raise UserError(f"config.batch_size={global_batch} does not split over the {mesh.size} devices "
+                    f"of the mesh; use a multiple of {mesh.size}")
+  accum = int(config.get("grad_accum_steps", 1))
+  if accum < 1 or global_batch % (accum * mesh.size):
+    raise UserError(f"config.grad_accum_steps={accum}: batch_size {global_batch} must be a multiple "
+                    f"of grad_accum_steps x devices = {accum * mesh.size}")
+  return global_batch, accum
+
+
+def _first_state(config, task, mesh, init_fn, base_rng, checkpointer, data_iterator, workdir):
+  """(train state, its shardings, the checkpoints' description, its step): restored from the latest
+  checkpoint with the data iterator's position (after checking it is one of this model), or
+  created sharded (`jax.jit` with out_shardings, so no unsharded copy ever exists) at step 0."""
+  abstract_state = jax.eval_shape(init_fn, base_rng)
+  state_shardings = fsdp_shardings(abstract_state, mesh, config.mesh.get("fsdp_min_size", 2**14))
+  meta = {"task": task.name, "model": task.model_summary(),
+          "param_shapes": param_shapes(abstract_state.params),
+          "state_shapes": param_shapes(abstract_state)}
+  num_params = sum(math.prod(s) for s in meta["param_shapes"].values())
+  logging.info("Task %s, model %s: %s parameters. Mesh %s over %d %s device(s), %d process(es).",
+               task.name, meta["model"], f"{num_params:,}", dict(mesh.shape), mesh.size,
+               mesh.devices.flat[0].platform, jax.process_count())
+  start_step = checkpointer.latest_step() or 0
+  if not start_step:
+    return jax.jit(init_fn, out_shardings=state_shardings)(base_rng), state_shardings, meta, 0
+  check_same_model(checkpointer.read_meta(start_step), meta, workdir)
+  target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        abstract_state, state_shardings)
+  state = checkpointer.restore(start_step, target, data_iterator)
+  logging.info("Resumed from the checkpoint at step %d in %s.", start_step, checkpointer.directory)
+  return state, state_shardings, meta, start_step
 
 
 @contextlib.contextmanager
