@@ -30,7 +30,7 @@ def _best_ms(fn, *args, repeats: int) -> float:
 
 
 def measure(size: int, batch: int, repeats: int) -> dict[str, float]:
-  from vasa_jax.evaluators import reconstruction
+  from vasa_jax.convert import frozen
   from vasa_jax.losses import identity, perceptual
 
   rng = np.random.default_rng(0)
@@ -38,13 +38,13 @@ def measure(size: int, batch: int, repeats: int) -> dict[str, float]:
   b = jnp.asarray(rng.uniform(-1, 1, (batch, size, size, 3)), jnp.float32)
   row = {}
   for net in ("vgg16", "alexnet"):
-    model, variables, _ = reconstruction.lpips_network(net=net)
+    model, variables, _ = frozen.lpips_network(net=net)
     row[f"LPIPS {net}"] = _best_ms(jax.jit(model.apply), variables, a, b,
                                    repeats=repeats) / batch
-  features_fn, vgg = perceptual.load_vgg16()
+  features_fn, vgg = frozen.load_vgg16()
   loss = jax.jit(jax.grad(lambda p, t, v: perceptual.perceptual_l1(features_fn, v, p, t)))
   row["VGG16 perceptual fwd+bwd"] = _best_ms(loss, a, b, vgg, repeats=repeats) / batch
-  embed, dlib, _ = identity.load_identity_network("dlib")
+  embed, dlib, _ = frozen.load_identity_network("dlib")
   row["dlib ResNet"] = _best_ms(jax.jit(embed), dlib, a, repeats=repeats) / batch
   cross = jax.jit(jax.grad(lambda r, s, v: identity.cross_identity(embed, v, r, s)))
   row["dlib cross-identity fwd+bwd"] = _best_ms(cross, a, b, dlib, repeats=repeats) / batch

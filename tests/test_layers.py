@@ -22,7 +22,7 @@ LAYERS = (
     ("evaluators",),
     ("trainers",),
     ("inference",),
-    ("evaluation", "bench"),
+    ("protocol", "bench"),
     ("demo",),
     ("main",),
 )

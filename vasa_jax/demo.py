@@ -221,7 +221,8 @@ def _against_truth(generated_path: pathlib.Path, truth_path: pathlib.Path, clip:
   of the same sentence, each with the weights behind it; a metric whose package is missing is
   reported unavailable with the package to install."""
   from vasa_jax.data import video_io
-  from vasa_jax.evaluators import csim, fvd, reconstruction, videos
+  from vasa_jax.convert import frozen
+  from vasa_jax.evaluators import csim, fvd, videos
   from vasa_jax.convert import packaged
 
   generated = np.stack(list(video_io.iter_frames(generated_path)))
@@ -239,7 +240,7 @@ def _against_truth(generated_path: pathlib.Path, truth_path: pathlib.Path, clip:
     import jax
     import jax.numpy as jnp
 
-    model, variables, weights["lpips"] = reconstruction.lpips_network()
+    model, variables, weights["lpips"] = frozen.lpips_network()
     signed = lambda x: jnp.asarray(x, jnp.float32) / 127.5 - 1.0
     distance = jax.jit(model.apply)
     scores["lpips_vs_truth"] = float(np.concatenate([

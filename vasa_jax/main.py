@@ -197,7 +197,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
       logging.info("Sweep member %s", workdir)
       trainers.get_trainer(config.task).train(config, workdir)
   if args.gather:
-    from vasa_jax.evaluation import sweeps
+    from vasa_jax.protocol import sweeps
 
     table = sweeps.gather([(workdir, member) for _, workdir, member in plans],
                           pathlib.Path(args.workdir))
@@ -244,7 +244,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
   from absl import flags
 
   from vasa_jax import configs
-  from vasa_jax.evaluation import protocol
+  from vasa_jax.protocol import scoring as protocol
 
   flags.FLAGS.mark_as_parsed()
   if not args.checkpoint and not args.videos:

@@ -19,8 +19,9 @@ frames apart always fit. Add `,runlocal` for 20 steps.
 Audio: log-mel features by default, or a converted Wav2Vec2 with
 `--config.audio.wav2vec2_path=HF_FOLDER` (frozen; the audio tower's transformer learns on top of
 it). Audio features and head pose are cached once per split under `config.data.cache_dir` (default:
-the data folder), shared with the motion task's labels cache. The run ends by writing
-`capp_eval.json` (held-out retrieval, paired score, and the shift and scale sanity curves); score
+the data folder), shared with the motion task's labels cache. After the last step the
+`heldout` evaluator writes eval/heldout_<step>.json (held-out retrieval, paired score, and the
+shift and scale sanity curves); score
 videos with it through `config.evals.capp = dict(type="capp", workdir=RUN)`.
 """
 
@@ -55,8 +56,9 @@ def get_config(arg=None):
                   schedule=common.cosine(1e-3 if tiny else 5e-4, end_value=1e-5,
                                          warmup_steps=5 if arg.runlocal else 50),
                   log_every=5 if arg.runlocal else 50, checkpoint_every=500)
-  # Held-out report (capp_eval.json) after the last step: pose delayed by 0..shifts frames, and
-  # its deviation from the first frame scaled by each of scales.
-  config.eval = ml_collections.ConfigDict(dict(split="validation", shifts=4,
-                                               scales=[0.2, 0.5, 1.0, 1.5, 3.0]))
+  # The held-out report after the last step (every 0; eval/heldout_<step>.json): retrieval, the
+  # pose delayed by 0..shifts frames, and its deviation from the first frame scaled by scales.
+  config.evals = ml_collections.ConfigDict(dict(heldout=dict(
+      type="capp_retrieval", split="validation", shifts=4, scales=[0.2, 0.5, 1.0, 1.5, 3.0],
+      every=0)))
   return config

@@ -14,9 +14,10 @@ On real video prepared by `vasa prepare --output PREPARED`, add `:dataset=talkin
   vasa train --config experiments/evals/syncnet_expert.py:variant=tiny --workdir runs/sync_tiny \
       --config.data.data_dir=DATA
 
-A run ends by writing syncnet_expert_eval.json in its workdir: held-out sync accuracy (on the
-validation split, whose identities training never sees) and the expert's S_C / S_D on held-out
-clips in sync and with their audio delayed by 5 frames.
+After the last step the `heldout` evaluator writes eval/heldout_<step>.json in the workdir:
+held-out sync accuracy (on the validation split, whose identities training never sees) and the
+expert's S_C / S_D on held-out clips in sync and with their audio delayed by 5 frames (`vasa
+evaluate --workdir RUN` scores any checkpoint the same way).
 
 Measured with the tiny command above (2000 steps, 5.5 CPU minutes on 2 shared cores): sync
 accuracy 0.22 on 256 validation windows (chance 1/13 = 0.077; within one frame 0.50; the in-sync
@@ -57,8 +58,9 @@ def get_config(arg=None):
                   schedule=common.cosine(1e-3, end_value=1e-5,
                                          warmup_steps=5 if arg.runlocal else 100),
                   log_every=5 if arg.runlocal else 50, checkpoint_every=500)
-  # Written to syncnet_expert_eval.json at the end of training: sync accuracy on num_examples
-  # held-out windows; S_C / S_D on num_videos held-out clips, in sync and audio delayed by shift.
-  config.eval = ml_collections.ConfigDict(
-      dict(split="validation", num_examples=256, num_videos=8 if arg.runlocal else 32, shift=5))
+  # After the last step (every 0): sync accuracy on num_examples held-out windows; S_C / S_D on
+  # num_videos held-out clips, in sync and with the audio delayed by shift frames.
+  config.evals = ml_collections.ConfigDict(dict(heldout=dict(
+      type="sync_accuracy", split="validation", num_examples=256,
+      num_videos=8 if arg.runlocal else 32, shift=5, every=0)))
   return config

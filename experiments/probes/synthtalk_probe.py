@@ -13,9 +13,11 @@ At 64x64 on the tiny dataset (trains on a CPU in minutes; add `,runlocal` for 20
   vasa train --config experiments/probes/synthtalk_probe.py:variant=tiny,dataset=synthtalk/tiny \
       --workdir runs/probe_tiny --config.data.data_dir=DATA
 
-The input size is the dataset's resolution unless --config.data.image_size says otherwise. A run
-ends by writing probe_eval.json in its workdir: each label's mean absolute error, in the label's own
-units, on frames of the validation split's identities, which training never sees.
+The input size is the dataset's resolution unless --config.data.image_size says otherwise. After the
+last step the `heldout` evaluator writes eval/heldout_<step>.json in the workdir: each label's mean
+absolute error, in the label's own units, on frames of the validation split's identities, which
+training never sees, beside that of predicting the mean (`vasa evaluate --workdir RUN` scores any
+checkpoint the same way).
 """
 
 import ml_collections
@@ -37,6 +39,7 @@ def get_config(arg=None):
                   schedule=common.cosine(2e-3, end_value=1e-5,
                                          warmup_steps=5 if arg.runlocal else 50),
                   log_every=5 if arg.runlocal else 50, checkpoint_every=250)
-  # Held-out errors written to probe_eval.json at the end of training.
-  config.eval = ml_collections.ConfigDict(dict(split="validation", num_examples=256))
+  # Held-out errors after the last step (every 0), in eval/heldout_<step>.json.
+  config.evals = ml_collections.ConfigDict(dict(heldout=dict(
+      type="probe_errors", split="validation", num_examples=256, every=0)))
   return config

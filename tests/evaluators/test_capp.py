@@ -48,7 +48,7 @@ def scorer(capp_run):
 def test_score_falls_with_delay_and_peaks_at_the_true_amplitude(capp_run, scorer):
   config, result, workdir = capp_run
   assert result.final_step == STEPS
-  report = json.loads((workdir / capp.EVAL_FILE).read_text())
+  report = json.loads((workdir / "eval" / f"heldout_{STEPS:07d}.json").read_text())
   print(json.dumps(report))
   # Held-out clips.
   assert report["split"] == "validation" and report["clips"] == 8
@@ -61,7 +61,7 @@ def test_score_falls_with_delay_and_peaks_at_the_true_amplitude(capp_run, scorer
   assert scales["1"] > max(scales["0.2"], scales["0.5"], scales["3"]), scales
   # Training clips, whose intensity the model has seen.
   task = capp.make_task(config)
-  seen = scorer.scale_curve(capp.cached_clips(task.cache("train"),
+  seen = scorer.scale_curve(capp_eval.cached_clips(task.cache("train"),
                                               capp.read_run_files(workdir)[0]))
   print("training clips:", seen)
   assert max(seen, key=seen.get) == "1", seen
@@ -79,7 +79,7 @@ def test_scorer_reads_the_run_and_scores_raw_audio_as_the_cache_does(capp_run, s
   config, result, workdir = capp_run
   assert scorer.step == STEPS and scorer.window == 50
   task = capp.make_task(config)
-  cached = capp.cached_clips(task.cache("validation"), capp.read_run_files(workdir)[0])
+  cached = capp_eval.cached_clips(task.cache("validation"), capp.read_run_files(workdir)[0])
   audio, labels = _validation_clip(synthtalk_tiny_dir)
   pose = np.stack([labels[k] for k in ("yaw", "pitch", "roll")], axis=-1)
   np.testing.assert_allclose(pose, cached[0][1])
@@ -87,7 +87,7 @@ def test_scorer_reads_the_run_and_scores_raw_audio_as_the_cache_does(capp_run, s
   np.testing.assert_allclose(features, cached[0][0], atol=2e-3)
   assert scorer.score(audio, pose) == pytest.approx(scorer.score_features(*cached[0]), abs=1e-3)
   # The training run's report scored the same model.
-  report = json.loads((workdir / capp.EVAL_FILE).read_text())
+  report = json.loads((workdir / "eval" / f"heldout_{STEPS:07d}.json").read_text())
   assert scorer.mean_score(cached) == pytest.approx(report["scale"]["1"], abs=1e-5)
 
 

@@ -198,6 +198,32 @@ def test_registry_errors_name_the_key():
     evaluators.make_evaluators(bad_key, task, only=["y"])
 
 
+def test_the_old_report_key_names_its_replacement(caplog):
+  """`config.eval` (the reports three trainers wrote) is refused for training, naming the
+  evaluators that replace it; a run trained with it still evaluates, with a warning."""
+  old = ml_collections.ConfigDict(dict(eval=dict(split="validation"), evals={}))
+  with pytest.raises(UserError, match='config.evals.heldout = dict.type="probe_errors"'):
+    evaluators.make_evaluators(old, object(), training=True)
+  assert evaluators.make_evaluators(old, object()) == []
+  assert "config.eval (the report at the end of training)" in caplog.text
+
+
+def test_reports_are_written_beside_the_scalars(tmp_path):
+  class Reporting:
+    def run(self, params):
+      report = {"split": "validation", "mae": {"yaw": 0.5, "pitch": 2}, "offsets": [1, 2]}
+      return evaluators.EvalResult(scalars=evaluators.numeric_leaves(report), report=report)
+
+  scalars = evaluators.run_evaluators([evaluators.Scheduled("heldout", 0, Reporting())], None, 7,
+                                      tmp_path)
+  assert scalars == {"heldout/mae/yaw": 0.5, "heldout/mae/pitch": 2.0}
+  report = json.loads((tmp_path / "eval" / "heldout_0000007.json").read_text())
+  assert report == {"step": 7, "split": "validation", "mae": {"yaw": 0.5, "pitch": 2},
+                    "offsets": [1, 2]}
+  steps = json.loads((tmp_path / "eval" / "step_0000007.json").read_text())
+  assert steps == {"step": 7, **scalars}
+
+
 def test_schedule():
   scheduled = evaluators.Scheduled("x", 5, None)
   assert [s for s in range(1, 13) if scheduled.due(s, 12)] == [5, 10, 12]

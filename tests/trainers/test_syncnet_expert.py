@@ -10,6 +10,7 @@ from vasa_jax import configs
 from vasa_jax.data import pipelines
 from vasa_jax.data.synthtalk.clip import decode_frames
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators import sync_accuracy
 from vasa_jax.evaluators import syncnet as metric
 from vasa_jax.models import syncnet
 from vasa_jax.trainers import common, syncnet_expert
@@ -49,7 +50,7 @@ def trained(synthtalk_tiny_dir, tmp_path_factory):
   config = configs.load_config(CONFIG, [
       f"--config.data.data_dir={synthtalk_tiny_dir}", f"--config.total_steps={STEPS}",
       "--config.batch_size=8", "--config.log_every=2", f"--config.checkpoint.every={STEPS}",
-      "--config.eval.num_examples=16", "--config.eval.num_videos=2"])
+      "--config.evals.heldout.num_examples=16", "--config.evals.heldout.num_videos=2"])
   result = syncnet_expert.train(config, workdir, mesh=common.create_mesh({"data": 1, "fsdp": 1}))
   return config, workdir, result
 
@@ -61,7 +62,7 @@ def test_trains_and_reports_held_out_sync(trained):
     assert np.isfinite(result.last_metrics[key]), key
   # 8 examples of 13 audio windows each: the loss starts near log(13) + log(8 * 13).
   assert abs(result.first_metrics["loss"] - np.log(13) - np.log(104)) < 1.0
-  report = json.loads((workdir / syncnet_expert.EVAL_FILE).read_text())
+  report = json.loads((workdir / "eval" / f"heldout_{STEPS:07d}.json").read_text())
   assert report["step"] == STEPS and report["split"] == "validation"
   assert report["num_examples"] == 16 and report["num_videos"] == 2
   assert 0 <= report["sync_accuracy"] <= report["within_one"] <= 1
@@ -76,7 +77,7 @@ def test_loaded_expert_scores_videos(trained, synthtalk_tiny_dir, tmp_path):
   scorer = metric.Metric(expert=str(workdir), batch_size=8)
   assert scorer.weights == {"syncnet_expert": f"{workdir} step {STEPS}"}
   assert scorer.embedder.step == STEPS
-  video = syncnet_expert.held_out_videos(synthtalk_tiny_dir, "synthtalk/tiny", "test", 1)[0]
+  video = sync_accuracy.held_out_videos(synthtalk_tiny_dir, "synthtalk/tiny", "test", 1)[0]
   scores = scorer.score([video])
   assert set(scores) == {"S_C", "S_D", "offset_abs"}
   assert all(np.isfinite(v) for v in scores.values())

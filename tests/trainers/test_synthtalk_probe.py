@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from tests.helpers import EXPERIMENTS
-from vasa_jax import configs
+from vasa_jax import configs, evaluators, runs
 from vasa_jax.data import pipelines, schema
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators import probe_errors
 from vasa_jax.models import synthtalk_probe as probe_net
 from vasa_jax.trainers import synthtalk_probe
 
@@ -28,7 +29,7 @@ def trained(synthtalk_tiny_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("probe")
   config = _config(synthtalk_tiny_dir, f"--config.total_steps={STEPS}", "--config.batch_size=32",
                    "--config.mesh.data=1", f"--config.log_every={STEPS}",
-                   f"--config.checkpoint.every={STEPS}", "--config.eval.num_examples=256")
+                   f"--config.checkpoint.every={STEPS}", "--config.evals.heldout.num_examples=256")
   result = synthtalk_probe.train(config, workdir)
   assert result.final_step == STEPS
   return config, workdir, jax.device_get(result.state.params)
@@ -76,15 +77,20 @@ def test_held_out_pitch_beats_the_training_mean(trained, synthtalk_tiny_dir):
   better than by predicting the training split's mean. (Tiny has 12 training identities and 2
   held-out ones: too few for yaw or the mouth to generalise reliably in a test-sized run.)"""
   config, workdir, _ = trained
-  report = json.loads((workdir / synthtalk_probe.EVAL_FILE).read_text())
+  report = json.loads((workdir / "eval" / f"heldout_{STEPS:07d}.json").read_text())
   assert report["step"] == STEPS and report["split"] == "validation"
   assert report["labels"] == list(probe_net.PROBE_LABELS)
   assert set(report["mae"]) == set(report["mean_predictor_mae"]) == set(report["labels"])
   task = synthtalk_probe.make_task(config)
-  _, labels = synthtalk_probe.held_out_frames(task, "validation", report["num_examples"])
+  _, labels = probe_errors.held_out_frames(task, "validation", report["num_examples"])
   mean_mae = _mean_predictor_mae(synthtalk_tiny_dir, labels)
   print({name: f"{report['mae'][name]:.4f} vs {mean_mae[name]:.4f}" for name in mean_mae})
   assert report["mae"]["pitch"] < 0.85 * mean_mae["pitch"]
+  # The run read back scores the same (what `vasa evaluate --workdir` runs).
+  run = runs.load_run(workdir)
+  (heldout,) = evaluators.make_evaluators(run.config, run.task)
+  again = heldout.evaluator.run(run.params).report
+  assert again["mae"] == pytest.approx(report["mae"], abs=1e-5)
 
 
 @pytest.mark.slow
@@ -93,8 +99,8 @@ def test_training_identities_are_read(trained, synthtalk_tiny_dir):
   error, and every label below it."""
   config, _, params = trained
   task = synthtalk_probe.make_task(config)
-  mae = synthtalk_probe.evaluate(task, params, split="train", num_examples=256)
-  _, labels = synthtalk_probe.held_out_frames(task, "train", 256)
+  mae = probe_errors.evaluate(task, params, split="train", num_examples=256)
+  _, labels = probe_errors.held_out_frames(task, "train", 256)
   mean_mae = _mean_predictor_mae(synthtalk_tiny_dir, labels)
   print({name: f"{mae[name]:.4f} vs {mean_mae[name]:.4f}" for name in mean_mae})
   assert mae["yaw"] < 0.5 * mean_mae["yaw"]
@@ -106,7 +112,7 @@ def test_training_identities_are_read(trained, synthtalk_tiny_dir):
 def test_load_probe_predicts_like_the_trained_parameters(trained):
   config, workdir, params = trained
   task = synthtalk_probe.make_task(config)
-  images, labels = synthtalk_probe.held_out_frames(task, "validation", 8)
+  images, labels = probe_errors.held_out_frames(task, "validation", 8)
   signed = images.astype(np.float32) / 127.5 - 1.0
   expected = np.asarray(jax.jit(task.predict)(params, signed))
 

@@ -52,13 +52,13 @@ def _random_vgg19(dtype, rng):
 
 
 def _random_arcface(dtype, rng):
-  from vasa_jax.losses import identity
+  from vasa_jax.convert import frozen
   from vasa_jax.models import arcface
 
   model = arcface.IResNet(arcface.stage_blocks_for_depth(50), dtype=dtype)
   variables = jax.jit(model.init)(
       rng, jnp.zeros((1, arcface.INPUT_SIZE, arcface.INPUT_SIZE, 3), jnp.float32))
-  return identity.arcface_embedding(model), variables
+  return frozen.arcface_embedding(model), variables
 
 
 def build_task(config, stage1_variant: str | None = None, audio_dim: int = WAV2VEC2_BASE_DIM):

@@ -66,7 +66,7 @@ def video_metrics(pose: str = "landmarks") -> dict:
 
 
 def default_evaluation(split: str = "test", num_clips: int = 0) -> ml_collections.ConfigDict:
-  """`config.evaluation`: the protocol's defaults (`vasa_jax.evaluation.protocol.Settings`): 3
+  """`config.evaluation`: the protocol's defaults (`vasa_jax.protocol.scoring.Settings`): 3
   samples per audio and the audio-guidance sweep of the paper's CFG ablation (0, 0.5, 1, 2)."""
   return ml_collections.ConfigDict(dict(
       split=split, num_clips=num_clips, samples_per_audio=3, seed=0, long_form_seconds=0.0,

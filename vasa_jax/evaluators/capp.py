@@ -19,6 +19,13 @@ SynthTalk, "labels" for clips with known pose) and scores it against the video's
 
   config.evals.capp = dict(type="capp", workdir="runs/capp", step=-1, pose="landmarks")
 
+A CAPP run scores itself after its last step (`Evaluator`, `type="capp_retrieval"`): retrieval
+accuracy among all windows of the held-out split (audio to pose and pose to audio, with chance
+level), the mean cosine of paired and unpaired windows, and the two sanity curves below:
+
+  config.evals.heldout = dict(type="capp_retrieval", split="validation", shifts=4,
+                              scales=[0.2, 0.5, 1.0, 1.5, 3.0], every=0)
+
 The sanity checks of the paper (Tables 3 and 4 of its appendix) come with the scorer:
 `shift_curve` delays the pose by 1, 2, ... frames against the audio, and `scale_curve` scales
 the pose's deviation from its first frame (which is the same as scaling every frame-to-frame
@@ -36,6 +43,7 @@ import jax
 import numpy as np
 
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators import EvalResult, host_params, numeric_leaves
 from vasa_jax.evaluators import videos as videos_lib
 
 SCALES = (0.2, 0.5, 1.0, 1.5, 3.0)
@@ -308,3 +316,37 @@ def _check_audio_weights(workdir: pathlib.Path) -> None:
     raise videos_lib.Unavailable(
         f"the CAPP run {workdir} encodes audio with the Wav2Vec2 in {path}, which is not on this "
         "machine; convert or copy it there (see vasa_jax/convert/wav2vec2.py)")
+
+
+def cached_clips(folder: str | pathlib.Path, stats: dict) -> list[Clip]:
+  """(normalised audio features `[T, A]`, pose `[T, 3]` radians, NaN where unknown) of every clip of
+  a labels cache (`vasa_jax.data.motion_latents`)."""
+  from vasa_jax.data import motion_latents, schema
+
+  columns = [schema.LABEL_NAMES.index(name) for name in ("yaw", "pitch", "roll")]
+  source = motion_latents.MotionLatentSource(folder)
+  clips = []
+  for index in range(len(source)):
+    clip = source[index]
+    audio = (clip["audio"] - stats["audio_mean"]) / stats["audio_std"]
+    clips.append((audio.astype(np.float32), clip["labels"][:, columns].astype(np.float32)))
+  return clips
+
+
+class Evaluator:
+  """A CAPP run (`trainers.capp`) scored on the held-out split's windows: retrieval, paired and
+  unpaired cosines, the pose delayed by 0..`shifts` frames and its motion scaled by `scales`."""
+
+  def __init__(self, task: Any, split: str = "validation", shifts: int = 4,
+               scales: Sequence[float] = SCALES):
+    self.task, self.split, self.shifts = task, split, int(shifts)
+    self.scales = tuple(float(s) for s in scales)
+    task.cache(split)  # A missing held-out split fails before training, not after it.
+
+  def run(self, params: Any) -> EvalResult:
+    scorer = CappScorer.from_task(self.task, host_params(params), self.task.stats)
+    clips = cached_clips(self.task.cache(self.split), self.task.stats)
+    report = {"split": self.split, "clips": len(clips), **scorer.retrieval(clips),
+              "shift": scorer.shift_curve(clips, self.shifts),
+              "scale": scorer.scale_curve(clips, self.scales)}
+    return EvalResult(scalars=numeric_leaves(report), report=report)

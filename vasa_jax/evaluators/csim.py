@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.evaluators import videos as videos_lib
-from vasa_jax.losses import identity
+from vasa_jax.convert import frozen
 
 
 class Metric:
@@ -40,8 +40,8 @@ class Metric:
   def __init__(self, network: str = "dlib", arcface_weights: str = "",
                frames_per_video: int = 16, batch_size: int = 32):
     try:
-      embed, variables, source = identity.load_identity_network(network, arcface_weights)
-    except identity.IdentityNetworkMissing as e:
+      embed, variables, source = frozen.load_identity_network(network, arcface_weights)
+    except frozen.IdentityNetworkMissing as e:
       raise videos_lib.Unavailable(str(e)) from None
     self.weights = {"identity": source}
     self.frames_per_video = max(1, int(frames_per_video))

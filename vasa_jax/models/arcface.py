@@ -99,7 +99,7 @@ class IResNet(nn.Module):
     if faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
       raise UserError(f"ArcFace takes faces [batch, {INPUT_SIZE}, {INPUT_SIZE}, 3], got "
                       f"{faces.shape}; fix: crop and resize with "
-                      "vasa_jax.losses.identity.arcface_input")
+                      "vasa_jax.convert.frozen.arcface_input")
     x = nn.Conv(STAGE_WIDTHS[0], (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
                 dtype=self.dtype, param_dtype=self.param_dtype, name="conv1")(
                     faces.astype(self.dtype))

@@ -483,3 +483,9 @@ class SyncExpert(nn.Module):
   def __call__(self, frames: jax.Array, mfcc_windows: jax.Array
                ) -> tuple[jax.Array, jax.Array, jax.Array]:
     return self.embed_video(frames), self.embed_audio(mfcc_windows), self.logit_scale()
+
+
+def own_clip_cosines(video: jax.Array, audio: jax.Array, valid: jax.Array) -> jax.Array:
+  """Cosine similarities [B, K] of each video window with its own clip's audio windows (invalid
+  ones -2, below any cosine)."""
+  return jnp.where(valid, jnp.einsum("bd,bkd->bk", video, audio), -2.0)

@@ -27,7 +27,8 @@ Audio features are normalised by the training cache's per-dimension mean and std
 (`capp_stats.npz`) with the audio encoder's settings (`capp_source.json`), so that
 `vasa_jax.evaluators.capp.CappScorer` can score any audio and pose with the run alone.
 
-After the last step the held-out split is scored and written to `capp_eval.json`: retrieval
+After the last step the `capp_retrieval` evaluator (`vasa_jax.evaluators.capp.Evaluator`) scores
+the held-out split (eval/<name>_<step>.json in the workdir): retrieval
 accuracy among all its windows (audio to pose and pose to audio, with chance level), the mean
 cosine of paired and of unpaired windows, and the paper's sanity curves: the score with the pose
 delayed by 0..`shifts` frames, and with the pose's deviation from its first frame scaled by each of
@@ -41,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 import os
 import pathlib
 import zlib
@@ -59,7 +59,6 @@ from vasa_jax.models import capp as capp_model
 from vasa_jax.trainers import common
 
 TASK_NAME = "capp"
-EVAL_FILE = "capp_eval.json"
 RUN_STATS = "capp_stats.npz"
 RUN_SOURCE = "capp_source.json"
 POSE_COLUMNS = tuple(schema.LABEL_NAMES.index(name) for name in ("yaw", "pitch", "roll"))
@@ -338,62 +337,11 @@ def read_run_files(workdir: str | os.PathLike) -> tuple[dict[str, np.ndarray], d
 
 def train(config: ml_collections.ConfigDict, workdir: str,
           mesh: jax.sharding.Mesh | None = None) -> common.TrainResult:
-  """Trains CAPP, then scores the held-out split into `capp_eval.json` (see the module docs)."""
+  """Trains CAPP; its `capp_retrieval` evaluator (`config.evals`) scores the held-out split after
+  the last step (see the module docs)."""
   task = make_task(config)
   write_run_files(task, workdir)
-  task.cache(eval_split(config))  # A missing held-out split fails now, not after training.
-  result = common.train(config, workdir, task, mesh=mesh)
-  params = result.state.ema_params if result.state.ema_params is not None else result.state.params
-  if jax.process_count() > 1:  # Parameters may be sharded over hosts: every process takes part.
-    from jax.experimental import multihost_utils
-
-    params = multihost_utils.process_allgather(params, tiled=True)
-  if jax.process_index() == 0:
-    report = held_out_report(task, jax.device_get(params))
-    report["step"] = result.final_step
-    path = atomic.write_json(result.workdir / EVAL_FILE, report)
-    logging.info("CAPP on %s (%d clips, %d windows): paired score %.3f (unpaired %.3f), retrieval "
-                 "%.3f / %.3f (chance %.3f); shifts %s; scales %s; written to %s",
-                 report["split"], report["clips"], report["windows"], report["paired_score"],
-                 report["unpaired_score"], report["retrieval_audio_to_pose"],
-                 report["retrieval_pose_to_audio"], report["chance"],
-                 _rounded(report["shift"]), _rounded(report["scale"]), path)
-  return result
-
-
-def _rounded(values: dict) -> str:
-  return ", ".join(f"{k} {v:.3f}" for k, v in values.items())
-
-
-def eval_split(config: ml_collections.ConfigDict) -> str:
-  return config.get("eval", ml_collections.ConfigDict()).get("split", "validation")
-
-
-def held_out_report(task: CappTask, params) -> dict[str, Any]:
-  """The held-out scores of `capp_eval.json` for `params` on `config.eval.split`."""
-  from vasa_jax.evaluators import capp as capp_eval
-
-  evaluation = task.config.get("eval", ml_collections.ConfigDict())
-  split = eval_split(task.config)
-  scorer = capp_eval.CappScorer.from_task(task, params, task.stats)
-  clips = cached_clips(task.cache(split), task.stats)
-  report = {"split": split, "clips": len(clips)}
-  report.update(scorer.retrieval(clips))
-  report["shift"] = scorer.shift_curve(clips, int(evaluation.get("shifts", 4)))
-  report["scale"] = scorer.scale_curve(clips, tuple(evaluation.get("scales", capp_eval.SCALES)))
-  return report
-
-
-def cached_clips(folder: str | os.PathLike, stats: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-  """(normalised audio features `[T, A]`, pose `[T, 3]` radians, NaN where unknown) of every clip of
-  a labels cache."""
-  source = motion_latents.MotionLatentSource(folder)
-  clips = []
-  for index in range(len(source)):
-    clip = source[index]
-    audio = (clip["audio"] - stats["audio_mean"]) / stats["audio_std"]
-    clips.append((audio.astype(np.float32), clip["labels"][:, POSE_COLUMNS].astype(np.float32)))
-  return clips
+  return common.train(config, workdir, task, mesh=mesh)
 
 
 @dataclasses.dataclass

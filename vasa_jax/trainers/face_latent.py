@@ -43,6 +43,7 @@ from vasa_jax.data import schema
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators import image_metrics
 from vasa_jax.evaluators.image_metrics import to_signed, to_unit
+from vasa_jax.convert import frozen
 from vasa_jax.losses import adversarial, consistency, contrastive, identity, perceptual
 from vasa_jax.models.face_latent import alignment, networks, warping
 from vasa_jax.trainers import common
@@ -68,7 +69,7 @@ def loss_networks(losses: ml_collections.ConfigDict) -> tuple[str, str]:
   if perceptual_network not in ("vgg16", "vgg19", "none"):
     raise UserError(f"config.losses.perceptual_network={perceptual_network!r} is unknown; fix: "
                     "vgg16 (packaged), vgg19 (with config.losses.vgg19_path) or none")
-  if identity_network not in (*identity.IDENTITY_NETWORKS, "none"):
+  if identity_network not in (*frozen.IDENTITY_NETWORKS, "none"):
     raise UserError(f"config.losses.identity_network={identity_network!r} is unknown; fix: dlib "
                     "(packaged), arcface (with config.losses.arcface_path) or none")
   return perceptual_network, identity_network
@@ -115,11 +116,11 @@ class FaceLatentTask:
     perceptual_network, identity_network = loss_networks(config.losses)
     self.vgg = self.identity_network = None
     if self.weights["perceptual"] and perceptual_network == "vgg16":
-      self.vgg = perceptual.load_vgg16(dtype=dtype)
+      self.vgg = frozen.load_vgg16(dtype=dtype)
     elif self.weights["perceptual"] and perceptual_network == "vgg19":
       self.vgg = perceptual.load_vgg19_or_none(config.losses.vgg19_path, dtype=dtype)
     if self.weights["cross_identity"] and identity_network != "none":
-      embed, variables, _ = identity.load_identity_network(
+      embed, variables, _ = frozen.load_identity_network(
           identity_network, config.losses.get("arcface_path", ""), dtype=dtype)
       self.identity_network = (embed, variables)
     if not self.model_config.background_path or self.model_config.background_residual:

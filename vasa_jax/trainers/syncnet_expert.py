@@ -28,33 +28,30 @@ framing of generated faces. Both make the start of learning slower, which matter
   expert = load_expert("runs/sync_tiny")          # latest checkpoint, or step=...
   expert.embed_video(expert.prepare_frames(frames)[windows]), expert.embed_audio(mfcc_windows)
 
-A run ends by writing `syncnet_expert_eval.json`: held-out sync accuracy (is the in-sync audio
-window the closest of the 2 S + 1 shifts?) and the expert's S_C / S_D on held-out clips as they
-are and with their audio delayed by `config.eval.shift` frames.
+After the last step the `sync_accuracy` evaluator (`vasa_jax.evaluators.sync_accuracy`) scores it:
+held-out sync accuracy (is the in-sync audio window the closest of the 2 S + 1 shifts?) and the
+expert's S_C / S_D on held-out clips as they are and with their audio delayed by `shift` frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import pathlib
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax import atomic, runs
+from vasa_jax import runs
 from vasa_jax.data import pipelines
 from vasa_jax.errors import UserError
 from vasa_jax.models import syncnet
 from vasa_jax.trainers import common
 
 TASK_NAME = "syncnet_expert"
-EVAL_FILE = "syncnet_expert_eval.json"
 
 # Sizes of `SyncExpert` (first-stage width, per-frame features, embedding size) and the side of
 # its mouth window in pixels.
@@ -184,12 +181,6 @@ def contrastive_logits(video: jax.Array, audio: jax.Array, valid: jax.Array,
   return jnp.where(valid.reshape(1, b * k), logits, -1e9)
 
 
-def own_clip_cosines(video: jax.Array, audio: jax.Array, valid: jax.Array) -> jax.Array:
-  """Cosine similarities [B, K] of each video window with its own clip's audio windows (invalid
-  ones -2, below any cosine)."""
-  return jnp.where(valid, jnp.einsum("bd,bkd->bk", video, audio), -2.0)
-
-
 class SyncExpertTask:
   """`common.Task` of the sync expert: InfoNCE over shifted and other clips' audio windows."""
 
@@ -239,7 +230,7 @@ class SyncExpertTask:
     valid = jnp.asarray(batch["valid"])
     b, k = valid.shape
     # Index 0 of each example's audio windows is in sync.
-    own = own_clip_cosines(v, a, valid)
+    own = syncnet.own_clip_cosines(v, a, valid)
     own_loss = -jnp.mean(jax.nn.log_softmax(scale * own, axis=-1)[:, 0])
     logits = contrastive_logits(v, a, valid, scale)
     target = jnp.arange(b) * k
@@ -325,115 +316,8 @@ def load_expert(workdir: str | os.PathLike, step: int | None = None) -> Expert:
   return runs.load_run(workdir, step, task=TASK_NAME).predictor()
 
 
-# ----------------------------------------------------------------------------------------------------
-# Held-out evaluation and training.
-
-
-def evaluate(task: SyncExpertTask, params, split: str = "validation", num_examples: int = 256,
-             seed: int = 0) -> dict[str, float]:
-  """Sync accuracy on `num_examples` windows of `split` (clips training never sees), not
-  augmented, the same windows for the same seed.
-
-  sync_accuracy: the in-sync audio window is the closest of the clip's 2 S + 1 shifted ones
-  (chance 1 / (2 S + 1)); within_one: the closest is at most one frame off; pair_accuracy: the
-  in-sync window is closer than an off-sync one, over all such pairs (chance 0.5).
-  """
-  batch_size = min(num_examples, 32)
-  iterator = task.make_data_iterator(0, 1, split=split, augment=False, seed=seed,
-                                     batch_size=batch_size)
-  embed = jax.jit(task.embed)
-  errors, pairs = [], []
-  for _ in range(-(-num_examples // batch_size)):
-    batch = next(iterator)
-    v, a, _ = embed(params, jnp.asarray(batch["video"]), jnp.asarray(batch["audio"]))
-    own = np.asarray(own_clip_cosines(v, a, jnp.asarray(batch["valid"])))
-    best = np.argmax(own, axis=-1)
-    errors.append(np.abs(batch["shift"][np.arange(len(best)), best]))
-    off_sync = batch["valid"].copy()
-    off_sync[:, 0] = False
-    pairs.append((own[:, :1] > own)[off_sync])
-  errors = np.concatenate(errors)[:num_examples]
-  return {"sync_accuracy": float(np.mean(errors == 0)),
-          "within_one": float(np.mean(errors <= 1)),
-          "pair_accuracy": float(np.mean(np.concatenate(pairs))),
-          "chance_sync_accuracy": 1.0 / (2 * task.max_shift + 1)}
-
-
-def held_out_videos(data_dir: str, dataset: str, split: str = "validation",
-                    num_videos: int = 16) -> list:
-  """The first `num_videos` clips of a split as `evaluators.videos.Video`s (real frames and
-  audio, in sync)."""
-  from vasa_jax.data.synthtalk.clip import decode_frames
-  from vasa_jax.evaluators.videos import Video
-
-  source = pipelines.open_split(data_dir, dataset, split)
-  out = []
-  for index in range(min(num_videos, len(source))):
-    clip = source[index]
-    name = clip["meta"]["clip_id"]
-    name = name.decode() if isinstance(name, bytes) else str(name)
-    out.append(Video(name=name, frames=decode_frames(clip["frames"]),
-                     audio=np.asarray(clip["audio"], np.float32) / 32768.0))
-  return out
-
-
-def delay_audio(video, frames: int):
-  """`video` with its audio delayed by `frames` video frames (advanced when negative), silence
-  filling the gap and the length kept."""
-  shift = int(round(frames * syncnet.SAMPLES_PER_FRAME))
-  audio = np.zeros_like(video.audio)
-  if shift >= 0:
-    audio[shift:] = video.audio[:len(audio) - shift]
-  else:
-    audio[:shift] = video.audio[-shift:]
-  return dataclasses.replace(video, name=f"{video.name}_delayed{frames}", audio=audio)
-
-
-def sync_report(expert: Expert, videos: Sequence, shift: int) -> dict[str, Any]:
-  """The expert's S_C / S_D / offsets on `videos` as they are and with their audio delayed by
-  `shift` frames (the offset search should then find -shift), and the mean distance at audio
-  shift 0 ("distance_unshifted"), which grows when the audio is out of sync."""
-  from vasa_jax.evaluators import syncnet as metric
-
-  report = {}
-  for name, group in (("in_sync", videos), (f"audio_delayed_{shift}",
-                                             [delay_audio(v, shift) for v in videos])):
-    results = [r for r in (metric.score_clip(expert, v.frames, v.audio) for v in group) if r]
-    report[name] = {"S_C": float(np.mean([r.confidence for r in results])),
-                    "S_D": float(np.mean([r.min_dist for r in results])),
-                    "offset_abs": float(np.mean([abs(r.offset) for r in results])),
-                    "distance_unshifted": float(np.mean([r.curve[len(r.curve) // 2]
-                                                         for r in results])),
-                    "offsets": [int(r.offset) for r in results]}
-  return report
-
-
 def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
           mesh: jax.sharding.Mesh | None = None) -> common.TrainResult:
-  """Trains the expert, then writes its held-out evaluation to `syncnet_expert_eval.json`."""
-  task = make_task(config)
-  result = common.train(config, workdir, task, mesh=mesh)
-  params = result.state.params
-  if jax.process_count() > 1:  # Parameters may be sharded over hosts: every process takes part.
-    from jax.experimental import multihost_utils
-
-    params = multihost_utils.process_allgather(params, tiled=True)
-  if jax.process_index() == 0:
-    params = jax.device_get(params)
-    evaluation = config.get("eval", ml_collections.ConfigDict())
-    split = evaluation.get("split", "validation")
-    num_examples = int(evaluation.get("num_examples", 256))
-    report = {"step": result.final_step, "split": split, "num_examples": num_examples,
-              **evaluate(task, params, split, num_examples)}
-    num_videos = int(evaluation.get("num_videos", 0))
-    if num_videos:
-      videos = held_out_videos(config.data.data_dir, config.data.dataset, split, num_videos)
-      shift = int(evaluation.get("shift", 5))
-      expert = Expert(task, params, result.final_step, result.workdir)
-      report.update(num_videos=len(videos), **sync_report(expert, videos, shift))
-    path = atomic.write_json(result.workdir / EVAL_FILE, report)
-    logging.info("Sync expert on %d %s windows: sync accuracy %.3f (chance %.3f), within one "
-                 "frame %.3f, pair accuracy %.3f; written to %s", num_examples, split,
-                 report["sync_accuracy"], report["chance_sync_accuracy"], report["within_one"],
-                 report["pair_accuracy"], path)
-  return result
+  """Trains the expert; its `sync_accuracy` evaluator (`config.evals`) scores it after the last
+  step (`vasa_jax.evaluators.sync_accuracy`)."""
+  return common.train(config, workdir, make_task(config), mesh=mesh)

@@ -23,7 +23,6 @@ rotates frames, since that would change the pose the labels describe.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import pathlib
 
@@ -32,16 +31,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vasa_jax import atomic, runs
+from vasa_jax import runs
 from vasa_jax.data import pipelines, schema
 from vasa_jax.errors import UserError
 from vasa_jax.evaluators.image_metrics import to_signed
-from vasa_jax.models.synthtalk_probe import (LABEL_MEAN, PROBE_LABELS, ProbeNet, decode_variant,
+from vasa_jax.models.synthtalk_probe import (PROBE_LABELS, ProbeNet, decode_variant,
                                              natural, standardise)
 from vasa_jax.trainers import common
 
 TASK_NAME = "synthtalk_probe"
-EVAL_FILE = "probe_eval.json"
 
 _LABEL_COLUMNS = np.asarray([schema.LABEL_NAMES.index(name) for name in PROBE_LABELS])
 
@@ -188,11 +186,13 @@ class SynthTalkProbeTask:
     return loss, metrics
 
   def make_data_iterator(self, process_index: int, process_count: int, split: str = "train",
-                         augment: bool = True):
+                         augment: bool = True, seed: int | None = None,
+                         batch_size: int | None = None):
     data = self.config.data
     source = pipelines.open_split(data.data_dir, data.dataset, split)
     return pipelines.global_batch_iterator(
-        source, seed=self.config.seed, global_batch_size=self.config.batch_size,
+        source, seed=self.config.seed if seed is None else seed,
+        global_batch_size=batch_size or self.config.batch_size,
         process_index=process_index, process_count=process_count,
         random_transform=ProbeFrames(self.image_size, augment=augment),
         worker_count=data.worker_count)
@@ -237,71 +237,7 @@ def load_probe(workdir: str | os.PathLike, step: int | None = None) -> Probe:
   return runs.load_run(workdir, step, task=TASK_NAME).predictor()
 
 
-# ----------------------------------------------------------------------------------------------------
-# Held-out evaluation and training.
-
-
-def held_out_frames(task: SynthTalkProbeTask, split: str = "validation", num_examples: int = 256,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """`num_examples` random frames of `split` (held-out identities), not augmented: (images uint8
-  [N, S, S, 3], labels float32 [N, len(PROBE_LABELS)]); the same ones for the same seed."""
-  data = task.config.data
-  source = pipelines.open_split(data.data_dir, data.dataset, split)
-  batch_size = min(num_examples, 64)
-  iterator = pipelines.global_batch_iterator(
-      source, seed=seed, global_batch_size=batch_size,
-      random_transform=ProbeFrames(task.image_size, augment=False))
-  images, labels = [], []
-  for _ in range(-(-num_examples // batch_size)):
-    batch = next(iterator)
-    images.append(batch["image"])
-    labels.append(batch["labels"])
-  return (np.concatenate(images)[:num_examples], np.concatenate(labels)[:num_examples])
-
-
-def evaluate(task: SynthTalkProbeTask, params, split: str = "validation",
-             num_examples: int = 256) -> dict[str, float]:
-  """Mean absolute error per label ({name: MAE} in natural units) on `held_out_frames`."""
-  return _errors(task, params, *held_out_frames(task, split, num_examples))
-
-
-def _errors(task: SynthTalkProbeTask, params, images: np.ndarray,
-            labels: np.ndarray) -> dict[str, float]:
-  predict = jax.jit(task.predict)
-  predictions = np.concatenate([
-      np.asarray(predict(params, to_signed(jnp.asarray(images[i:i + 64]))))
-      for i in range(0, len(images), 64)])
-  return _per_label(np.mean(np.abs(predictions - labels), axis=0))
-
-
-def _per_label(values: np.ndarray) -> dict[str, float]:
-  return {name: float(values[i]) for i, name in enumerate(PROBE_LABELS)}
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> common.TrainResult:
-  """Trains the probe, then writes its held-out errors to `probe_eval.json` in `workdir`.
-
-  The report has the probe's MAE per label ("mae") and, for scale, that of predicting `LABEL_MEAN`
-  for every frame ("mean_predictor_mae"); a label whose two are close is not read.
-  """
-  task = make_task(config)
-  result = common.train(config, workdir, task)
-  params = result.state.ema_params if result.state.ema_params is not None else result.state.params
-  if jax.process_count() > 1:  # Parameters may be sharded over hosts: every process takes part.
-    from jax.experimental import multihost_utils
-
-    params = multihost_utils.process_allgather(params, tiled=True)
-  if jax.process_index() == 0:
-    evaluation = config.get("eval", ml_collections.ConfigDict())
-    split = evaluation.get("split", "validation")
-    num_examples = int(evaluation.get("num_examples", 256))
-    images, labels = held_out_frames(task, split, num_examples)
-    mae = _errors(task, jax.device_get(params), images, labels)
-    mean_mae = _per_label(np.mean(np.abs(labels - LABEL_MEAN), axis=0))
-    report = {"step": result.final_step, "split": split, "num_examples": num_examples,
-              "labels": list(PROBE_LABELS), "mae": mae, "mean_predictor_mae": mean_mae}
-    path = atomic.write_json(result.workdir / EVAL_FILE, report)
-    logging.info("Probe MAE on %d %s frames (held-out identities), against predicting the mean: "
-                 "%s; written to %s", num_examples, split,
-                 ", ".join(f"{k} {v:.4f} ({mean_mae[k]:.4f})" for k, v in mae.items()), path)
-  return result
+  """Trains the probe; its `probe_errors` evaluator (`config.evals`) scores it after the last
+  step (`vasa_jax.evaluators.probe_errors`)."""
+  return common.train(config, workdir, make_task(config))

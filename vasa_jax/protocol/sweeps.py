@@ -12,8 +12,8 @@ import json
 import pathlib
 from collections.abc import Sequence
 
-from vasa_jax.evaluation import protocol
-from vasa_jax.evaluation.protocol import REAL
+from vasa_jax.protocol import scoring as protocol
+from vasa_jax.protocol.scoring import REAL
 
 
 def member_scores(workdir: pathlib.Path) -> tuple[dict[str, float], str]:
@@ -33,7 +33,7 @@ def member_scores(workdir: pathlib.Path) -> tuple[dict[str, float], str]:
 
 def gather(members: Sequence[tuple[pathlib.Path, Sequence[str]]], root: pathlib.Path) -> str:
   """Writes ROOT/ablation.md, ablation.html and ablation.json; returns the markdown table."""
-  from vasa_jax.evaluation import report
+  from vasa_jax.protocol import report
 
   rows = []
   for workdir, overrides in members:

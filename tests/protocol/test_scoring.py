@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers import EXPERIMENTS
 from vasa_jax.errors import UserError
-from vasa_jax.evaluation import protocol, sweeps
+from vasa_jax.protocol import scoring as protocol, sweeps
 from vasa_jax.evaluators import control_errors, delta_p, pose, videos
 
 

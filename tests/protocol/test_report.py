@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from vasa_jax.errors import UserError
-from vasa_jax.evaluation import paper, report
+from vasa_jax.protocol import paper, report
 
 SYNC_WEIGHTS = "/runs/sync_expert step 2000"
 CAPP_WEIGHTS = "/runs/capp_synthtalk/checkpoints/3000"

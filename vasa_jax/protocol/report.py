@@ -40,7 +40,7 @@ from typing import Any
 
 from vasa_jax import atomic
 from vasa_jax.errors import UserError
-from vasa_jax.evaluation import paper
+from vasa_jax.protocol import paper
 
 DEFAULT_TITLE = "VASA-1 evaluation"
 # An evaluator scalar `<name>/<key><suffix>` is drawn on the panel of `<name>/<key>`.

@@ -362,7 +362,7 @@ def run(config, out_dir: str | os.PathLike, checkpoints: Sequence[str] = (),
         only: Sequence[str] | None = None, config_name: str = "",
         sampling: Mapping[str, Any] | None = None, progress: bool = True) -> dict:
   """Generates and scores; writes metrics.json, report.html, strips and videos to `out_dir`."""
-  from vasa_jax.evaluation import report
+  from vasa_jax.protocol import report
   from vasa_jax.inference.talking_face import load_generator
 
   add_defaults(config)

@@ -1,1 +1,0 @@
-"""Evaluating checkpoints and videos with the paper's protocol: metrics.json and report.html."""
