@@ -8,8 +8,9 @@ Read top to bottom, `train` does this:
   3. runs one jitted, donated `train_step` per global batch: gradient accumulation over micro-batches,
      clipping and the optimizer from `config.optimizer` / `config.schedule`, an optional EMA of the
      parameters, the step's RNG folded from the seed and the step number;
-  4. writes metrics to TensorBoard and `metrics.jsonl`, saves checkpoints every `config.checkpoint.every`
-     steps, at the end and on SIGTERM/SIGINT, and stops on a non-finite loss or gradient;
+  4. writes metrics to TensorBoard and `metrics.jsonl` (`metric_writer`), saves checkpoints
+     (`checkpointing`) every `config.checkpoint.every` steps, at the end and on SIGTERM/SIGINT,
+     and stops on a non-finite loss or gradient;
   5. runs the evaluators of `config.evals` (`vasa_jax.evaluators`) every `every` steps and after the last
      one, on the EMA parameters when there are any.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -41,9 +41,11 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vasa_jax import atomic, configs
+from vasa_jax import configs
 from vasa_jax.runs import check_same_model, param_shapes
 from vasa_jax.errors import UserError
+from vasa_jax.trainers.checkpointing import Checkpointer
+from vasa_jax.trainers.metric_writer import MetricWriter
 
 PyTree = Any
 Batch = Mapping[str, Any]
@@ -554,110 +556,3 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, schedule: opta
     return new_state, metrics
 
   return train_step
-
-
-# ----------------------------------------------------------------------------------------------------
-# Checkpoints.
-
-
-class Checkpointer:
-  """One Orbax CheckpointManager for the train state, the data iterators' positions and a description.
-
-  Items of a checkpoint: `state` (the sharded TrainState), `data` (each process's grain iterator
-  position) and `meta` (task, model summary and parameter shapes, to refuse a checkpoint of another
-  model). Checkpoints are written to a temporary folder and renamed when complete, so a kill leaves
-  the previous ones intact.
-  """
-
-  def __init__(self, directory: pathlib.Path, keep: int, async_save: bool = True):
-    import orbax.checkpoint as ocp  # Heavy import: only trainers need it.
-
-    self._ocp = ocp
-    self.directory = pathlib.Path(directory).absolute()
-    self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             enable_async_checkpointing=async_save,
-                                             cleanup_tmp_directories=True))
-
-  def latest_step(self) -> int | None:
-    return self.manager.latest_step()
-
-  def save(self, step: int, state: TrainState, data_iterator: Any, meta: dict) -> None:
-    import grain
-
-    ocp = self._ocp
-    self.manager.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(data_iterator),
-        meta=ocp.args.JsonSave(meta)))
-
-  def read_meta(self, step: int) -> dict:
-    ocp = self._ocp
-    return dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-                ["meta"])
-
-  def restore(self, step: int, abstract_state: TrainState, data_iterator: Any) -> TrainState:
-    """Restores the state onto the shardings of `abstract_state` and repositions `data_iterator`."""
-    import grain
-
-    ocp = self._ocp
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        data=grain.checkpoint.CheckpointRestore(data_iterator)))
-    return restored["state"]
-
-  def wait(self) -> None:
-    self.manager.wait_until_finished()
-
-  def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
-
-
-# ----------------------------------------------------------------------------------------------------
-# Metrics.
-
-
-class MetricWriter:
-  """Scalars to TensorBoard event files and to `metrics.jsonl` (one JSON object per logged step).
-
-  On resume, entries past the restored step (written by the run that was stopped) are dropped from
-  both, so the logs read as one uninterrupted run.
-  """
-
-  def __init__(self, workdir: pathlib.Path, start_step: int, enabled: bool = True):
-    self.enabled = enabled
-    self.path = workdir / "metrics.jsonl"
-    self._file = None
-    self._tb = None
-    if not enabled:
-      return
-    if self.path.exists():
-      kept = [line for line in self.path.read_text().splitlines()
-              if line.strip() and json.loads(line)["step"] <= start_step]
-      atomic.write_text(self.path, "".join(line + "\n" for line in kept))
-    self._file = open(self.path, "a", buffering=1)
-    from tensorboardX import SummaryWriter
-
-    self._tb = SummaryWriter(str(workdir / "tensorboard"),
-                             purge_step=start_step + 1 if start_step else None)
-
-  def write(self, step: int, scalars: Mapping[str, float]) -> None:
-    if not self.enabled:
-      return
-    record = {"step": step, **{k: float(v) for k, v in scalars.items()}}
-    self._file.write(json.dumps(record) + "\n")
-    for name, value in scalars.items():
-      self._tb.add_scalar(name, float(value), step)
-
-  def write_image(self, step: int, name: str, image: np.ndarray) -> None:
-    """An image [H, W, 3] in [0, 1] to TensorBoard."""
-    if self.enabled:
-      self._tb.add_image(name, np.clip(image, 0, 1), step, dataformats="HWC")
-
-  def close(self) -> None:
-    if self._file:
-      self._file.close()
-      self._tb.close()
-      self._file = self._tb = None
