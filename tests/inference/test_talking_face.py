@@ -17,6 +17,7 @@ from vasa_jax.bench import common as bench_common
 from vasa_jax.bench import generate as bench
 from vasa_jax.data import audio_features, video_io
 from vasa_jax.errors import UserError
+from vasa_jax.inference import streaming
 from vasa_jax.inference import talking_face as tf
 from vasa_jax.inference.audio import AudioFeatureStream
 from vasa_jax.models.audio import features
@@ -119,7 +120,7 @@ def test_streaming_gives_every_frame_soon(random_pair, inputs, tmp_path):
   # Frames leave as soon as hop frames (and one frame of audio lookahead) are in.
   first = next(i for i, c in enumerate(counts) if c)
   assert sizes[first] <= (hop + 1) * 640 + 320
-  summary = tf.stream_video(generator, subject, inputs["speech"], tmp_path / "s.mp4", hop=hop,
+  summary = streaming.stream_video(generator, subject, inputs["speech"], tmp_path / "s.mp4", hop=hop,
                             realtime=False)
   assert summary["frames"] == -(-int(2.37 * 16000) // 640)
   assert 0 < summary["first_frame_latency"] < 30 and summary["frames_per_second"] > 0

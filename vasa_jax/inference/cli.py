@@ -145,6 +145,7 @@ def _print_summary(summary: dict) -> None:
 def _generate(args) -> int:
   from vasa_jax.data import audio as speech_io
   from vasa_jax.inference import portrait
+  from vasa_jax.inference import streaming
   from vasa_jax.inference import talking_face as tf
 
   out = _check_out(args.out)
@@ -171,7 +172,7 @@ def _generate(args) -> int:
   subject = generator.prepare(found, name=args.image)
   output = tf.Output(paste_back=args.paste_back, resolution=args.resolution)
   if args.stream:
-    summary = tf.stream_video(generator, subject, args.audio, out, controls, args.seed, output,
+    summary = streaming.stream_video(generator, subject, args.audio, out, controls, args.seed, output,
                               hop=args.hop, chunk_ms=args.chunk_ms, realtime=not args.no_realtime,
                               hold=args.hold)
   else:
