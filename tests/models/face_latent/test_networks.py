@@ -93,6 +93,31 @@ def test_warp_generator_starts_small_and_depends_on_the_codes(tiny_model):
   assert float(jnp.mean(jnp.abs(flow - other))) > 0.2 * TINY.flow_init
 
 
+def test_the_flow_basis_adds_a_linear_flow_per_dynamics_entry():
+  """With `flow_basis`, the flow is the convolutional one plus z_dyn times a learned basis (zero at
+  the start, so an untrained generator is unchanged)."""
+  config = networks.make_config("tiny", flow_basis=True)
+  generator = networks.WarpGenerator(config)
+  z_dyn = jax.random.normal(_key(1), (BATCH, config.dyn_dim))
+  z_id = jax.random.normal(_key(2), (BATCH, config.id_dim))
+  params = jax.jit(generator.init)(_key(3), z_dyn, z_id)
+  basis = params["params"]["flow_basis"]
+  target = tuple(s // config.flow_stride for s in config.volume_shape)
+  assert basis.shape == (config.dyn_dim,) + target + (3,) and not np.any(basis)
+  plain = networks.WarpGenerator(networks.make_config("tiny"))
+  without = {"params": {k: v for k, v in params["params"].items() if k != "flow_basis"}}
+  np.testing.assert_allclose(generator.apply(params, z_dyn, z_id),
+                             plain.apply(without, z_dyn, z_id), atol=1e-6)
+  # One basis flow, uniform over the volume, moves the whole flow by z_dyn[0] times it.
+  shifted = jax.tree.map(lambda x: x, params)
+  shifted["params"]["flow_basis"] = basis.at[0].set(jnp.asarray([0.1, 0.0, 0.0]))
+  moved = generator.apply(shifted, z_dyn, z_id) - generator.apply(params, z_dyn, z_id)
+  expected = 0.1 * z_dyn[:, 0]
+  np.testing.assert_allclose(moved[..., 0], jnp.broadcast_to(
+      expected[:, None, None, None], moved.shape[:-1]), atol=1e-5)
+  assert float(jnp.abs(moved[..., 1:]).max()) < 1e-6
+
+
 def test_dynamics_reach_the_image_at_initialisation(tiny_model):
   """Swapping z_dyn between two examples changes the decoded image by more than 1e-3 (mean
   absolute, images in [-1, 1]); before the codes fed the warp generators' input (their only path

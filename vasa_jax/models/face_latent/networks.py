@@ -156,6 +156,11 @@ class FaceLatentConfig:
   # photo does not show (teeth and the inside of an opening mouth, closing lids), and a layer drawn
   # from the volume is a blur for thousands of steps; a correction needs to draw only what changed.
   background_residual: bool = False
+  # The warp generators add a linear flow per z_dyn entry to their convolutional output: a learned
+  # basis of flows at the flow's size (zero at the start), weighted by z_dyn, so each dynamics
+  # entry moves the volume directly (a jaw drop is one smooth flow of the lower face). Ours, after
+  # LIA's linear motion directions; MegaPortraits' flow comes from the convolutions alone.
+  flow_basis: bool = False
   # How much the dynamics trunk's stem downsamples its input: 4 is ResNet's (a stride-2 7x7
   # convolution and a stride-2 max pool), 2 keeps the pool out, 1 both. Ours: at 64 px a mouth is
   # about 6 pixels wide, under 2 after ResNet's stem.
@@ -441,6 +446,11 @@ class WarpGenerator(nn.Module):
     flow_init = nn.initializers.variance_scaling(cfg.flow_init ** 2, "fan_in", "normal")
     flow = layers.conv(3, 3, 3, standardize=False, kernel_init=flow_init, name="to_flow",
                        **kw)(x).astype(jnp.float32)
+    if cfg.flow_basis:
+      basis = self.param("flow_basis", nn.initializers.zeros,
+                         (z_dyn.shape[-1],) + target + (3,), self.param_dtype)
+      flow = flow + jnp.einsum("bk,kdhwc->bdhwc", z_dyn.astype(jnp.float32),
+                               basis.astype(jnp.float32))
     while flow.shape[1:4] != cfg.volume_shape:
       factors = tuple(2 if s < t else 1 for s, t in zip(flow.shape[1:4], cfg.volume_shape))
       flow = layers.upsample_linear(flow, factors)
