@@ -192,7 +192,7 @@ def test_sweep_ablates_each_ingredient_and_both_vasa_losses():
   assert members[0] == []
   flat = [" ".join(m) for m in members]
   for key in ("model.warp_input", "model.background_path", "model.background_warp",
-              "model.separate_motion_trunks",
+              "model.separate_motion_trunks", "model.flow_basis",
               "model.linear_upsampling", "model.min_group_size", "losses.weights.pose",
               "data.cross_clip", "losses.region_weight", "losses.start.adversarial",
               "losses.weights.consistency", "losses.weights.cross_identity"):

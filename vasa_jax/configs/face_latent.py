@@ -58,7 +58,7 @@ def default_model(variant: str) -> ml_collections.ConfigDict:
       variant=variant, remat=False, warp_input=True, flow_init=1e-2, flow_stride=2,
       linear_upsampling=True, min_group_size=8, zero_branches=True, separate_motion_trunks=True,
       background_path=True, background_warp=True, background_residual=False,
-      render_dynamics=False, flow_basis=False, motion_stem_stride=2,
+      render_dynamics=False, flow_basis=True, motion_stem_stride=2,
       dynamics_crop=0.5, dynamics_crop_extent=0.9, pose_landmarks=True))
 
 
@@ -106,6 +106,7 @@ def ablations() -> list[dict]:
       {"model.dynamics_crop": 0.0},
       {"model.separate_motion_trunks": False, "model.dynamics_crop": 0.0},
       {"model.linear_upsampling": False},
+      {"model.flow_basis": False},
       {"model.min_group_size": 1, "model.zero_branches": False},
       {"losses.weights.pose": 0.0},
       {"data.cross_clip": 0.0},
