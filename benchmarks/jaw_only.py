@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import time
 
 import numpy as np
 
 RESOLUTION = 64
 BATCH = 8
+CONFIG = pathlib.Path(__file__).resolve().parents[1] / "experiments/face_latent/synthtalk_tiny.py"
 
 
 def render_faces(seed: int, identities: int, frames: int) -> dict[str, np.ndarray]:
@@ -79,7 +81,7 @@ def run(steps: int, every: int, identities: int, frames: int, heldout: int, supe
           f"--config.total_steps={steps}", f"--config.seed={seed}"]
   if supervised:
     args.append("--config.losses.weights.dynamics_labels=10.0")
-  config = configs.load_config("experiments/face_latent/synthtalk_tiny.py",
+  config = configs.load_config(str(CONFIG),
                                args + [f"--config.{item}" for item in overrides])
   task = face_latent.make_task(config)
   params = jax.jit(task.init_params)(jax.random.key(seed))
