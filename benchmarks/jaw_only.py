@@ -116,19 +116,18 @@ def run(steps: int, every: int, identities: int, frames: int, heldout: int, supe
     return np.stack([image[max(0, y - 6):y + 7, max(0, x - 8):x + 9]
                      for image, (x, y) in zip(images, mouth)])
 
+  def chunked(fn, params, *arrays, size=64):
+    return np.concatenate([np.asarray(fn(params, *(a[i:i + size] for a in arrays)))
+                           for i in range(0, len(arrays[0]), size)])
+
   def scores(params, step, seconds):
-    codes = {name: np.concatenate([np.asarray(encode(params, part["frames"][i:i + 64],
-                                                     part["landmarks"][i:i + 64]))
-                                   for i in range(0, len(part["frames"]), 64)])
+    codes = {name: chunked(encode, params, part["frames"], part["landmarks"])
              for name, part in (("train", train), ("test", test))}
     fit = latent_readout.fit_ridge(codes["train"], train["labels"][:, jaw], 1.0)
     readout = latent_readout.pearson(latent_readout.apply_ridge(fit, codes["test"]),
                                      test["labels"][:, jaw])
-    images = np.concatenate([
-        np.asarray(forward(params, test["frames"][sources[i:i + 64]],
-                           test["frames"][drivers[i:i + 64]], test["landmarks"][sources[i:i + 64]],
-                           test["landmarks"][drivers[i:i + 64]]))
-        for i in range(0, len(sources), 64)])
+    images = chunked(forward, params, test["frames"][sources], test["frames"][drivers],
+                     test["landmarks"][sources], test["landmarks"][drivers])
     output = (images.astype(np.float64) + 1.0) * 127.5
     copy = test["frames"][sources].astype(np.float64)
     return dict(step=step, seconds=round(seconds), dyn_jaw_r=round(readout, 3),
