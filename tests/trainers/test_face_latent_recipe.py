@@ -11,6 +11,7 @@ from tests.helpers import EXPERIMENTS
 from vasa_jax import configs
 from vasa_jax.data import schema
 from vasa_jax.errors import UserError
+from vasa_jax.evaluators.image_metrics import to_signed
 from vasa_jax.models.face_latent import alignment
 from vasa_jax.trainers import face_latent
 
@@ -98,6 +99,44 @@ def test_dynamics_label_diagnostic_is_off_by_default_and_reads_jaw_and_blink():
   z_dyn = np.full((1, 32), 3.0, np.float32)
   z_dyn[0, 0] = 0.3  # z_dyn[0] carries the jaw, z_dyn[1] the blink; the rest is free.
   assert float(face_latent.dynamics_label_loss(z_dyn, labels)) == pytest.approx(0.2)
+
+
+def test_crop_difference_is_on_by_default_and_trains_z_dyn_not_z_pose():
+  assert _task().weights["crop_difference"] > 0 and _task().model_config.crop_difference
+  assert "crop_difference" in _metric_names(_task(), ())
+  assert "crop_difference" not in _metric_names(_task("--config.model.crop_difference=False"), ())
+  task = _task()
+  model, batch = task.model, _batch()
+  source, driving = to_signed(batch["source"]), to_signed(255 - batch["source"])
+
+  def motions(module, *images):  # The motion encoder and the crop-difference map alone.
+    coded = [module.encode_motion(image, batch["source_landmarks"]) for image in images]
+    return coded, module.predict_crop_difference(coded[1][1] - coded[0][1],
+                                                 coded[1][0] - coded[0][0])
+
+  params = jax.jit(lambda key: model.init(key, source, driving, method=motions))(
+      jax.random.key(0, impl="unsafe_rbg"))["params"]
+
+  def loss(generator):
+    (s, d), _ = model.apply({"params": generator}, source, driving, method=motions)
+    return task.crop_difference_term(generator, batch, source, driving, s, d)
+
+  grads = jax.jit(jax.grad(loss))(params)
+  motion = grads["motion_encoder"]
+  assert float(jnp.abs(motion["dyn_head"]["kernel"]).max()) > 0
+  assert float(jnp.abs(motion["pose_head"]["kernel"]).max()) == 0  # No gradient to z_pose.
+  assert float(jnp.abs(grads["crop_difference_net"]["kernel"]).max()) > 0
+
+
+def test_crop_difference_loss_weighs_pairs_by_how_little_the_head_turns():
+  predicted = np.zeros((2, 4, 4, 3), np.float32)
+  change = np.stack([np.full((4, 4, 3), 1.0), np.full((4, 4, 3), 3.0)]).astype(np.float32)
+  turn = np.zeros((2, 7), np.float32)
+  turn[1, 0] = 0.2  # The second pair's head turns by 0.2 rad.
+  assert float(face_latent.crop_difference_loss(predicted, change, turn)) == pytest.approx(5.0)
+  weight = np.exp(-0.2 ** 2 / (2 * 0.1 ** 2))
+  assert float(face_latent.crop_difference_loss(predicted, change, turn, pose_sigma=0.1)) == \
+      pytest.approx((1.0 + weight * 9.0) / (1.0 + weight), rel=1e-5)
 
 
 def test_region_l1_weighs_the_mouth_and_eyes_up():
@@ -192,7 +231,8 @@ def test_sweep_ablates_each_ingredient_and_both_vasa_losses():
   assert members[0] == []
   flat = [" ".join(m) for m in members]
   for key in ("model.warp_input", "model.background_path", "model.background_warp",
-              "model.separate_motion_trunks", "model.flow_basis",
+              "model.separate_motion_trunks", "model.flow_basis", "model.crop_difference",
+              "losses.crop_difference_pose_sigma",
               "model.linear_upsampling", "model.min_group_size", "losses.weights.pose",
               "data.cross_clip", "losses.region_weight", "losses.start.adversarial",
               "losses.weights.consistency", "losses.weights.cross_identity"):

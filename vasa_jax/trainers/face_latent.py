@@ -49,7 +49,8 @@ from vasa_jax.models.face_latent import alignment, networks, warping
 from vasa_jax.trainers import common
 
 LOSS_NAMES = ("l1", "perceptual", "pose", "foreground", "adversarial", "feature_matching",
-              "contrastive", "consistency", "cross_identity", "dynamics_labels")
+              "contrastive", "consistency", "cross_identity", "dynamics_labels",
+              "crop_difference")
 # Label columns (`schema.LABEL_NAMES`) that z_pose's first three entries are anchored to.
 _POSE_LABELS = (0, 1, 2)  # yaw, pitch, roll
 # Label columns z_dyn's first two entries are anchored to by the diagnostic `dynamics_labels` loss.
@@ -102,6 +103,7 @@ class FaceLatentTask:
       raise UserError(f"config.losses.start has unknown losses {sorted(unknown)}; the curriculum "
                       f"can start these late: {', '.join(LATE_LOSSES)}")
     self.starts = {name: int(starts.get(name, 0) or 0) for name in LATE_LOSSES}
+    self.crop_difference_pose_sigma = float(config.losses.get("crop_difference_pose_sigma", 0.0))
     self.region_weight = float(config.losses.get("region_weight", 0.0))
     self.region_sigma = float(config.losses.get("region_sigma", 0.08))
     self.foreground_region = str(config.losses.get("foreground_region", "face"))
@@ -240,6 +242,9 @@ class FaceLatentTask:
     if w["pose"]:
       losses["pose"] = pose_loss(s["z_pose"], batch.get("source_labels"), d_pose,
                                  batch.get("driving_labels"))
+    if w["crop_difference"] and self.model_config.crop_difference:
+      losses["crop_difference"] = self.crop_difference_term(
+          generator, batch, source, driving, (s["z_pose"], s["z_dyn"]), (d_pose, d_dyn))
     if w["dynamics_labels"]:
       losses["dynamics_labels"] = dynamics_label_loss(d_dyn, batch.get("driving_labels"))
     if w["consistency"]:
@@ -284,6 +289,17 @@ class FaceLatentTask:
       metrics["discriminator_loss"] = discriminator_loss
       total = total + discriminator_loss
     return total, metrics
+
+  def crop_difference_term(self, generator, batch, source, driving, source_motion,
+                           driving_motion) -> jax.Array:
+    """The `crop_difference` loss of a batch: images in [-1, 1], motions (z_pose, z_dyn) of the
+    source and driving frames; z_pose's change enters without gradient."""
+    pose_change = jax.lax.stop_gradient(driving_motion[0] - source_motion[0])
+    predicted = self.model.apply({"params": generator}, driving_motion[1] - source_motion[1],
+                                 pose_change, method=self.model.predict_crop_difference)
+    change = networks.crop_change(self.model_config, source, batch.get("source_landmarks"),
+                                  driving, batch.get("driving_landmarks"))
+    return crop_difference_loss(predicted, change, pose_change, self.crop_difference_pose_sigma)
 
   def make_data_iterator(self, process_index: int, process_count: int, split: str = "train",
                          augment: bool = True):
@@ -360,6 +376,20 @@ def foreground_loss(alpha: jax.Array, landmarks: jax.Array | None, region: str =
     raise ValueError(f"foreground region {region!r}: use one of {FOREGROUND_REGIONS}")
   nll = -jnp.log(jnp.clip(alpha.astype(jnp.float32), 1e-6, 1.0))
   return jnp.sum(mask * nll) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def crop_difference_loss(predicted: jax.Array, change: jax.Array, pose_change: jax.Array,
+                         pose_sigma: float = 0.0) -> jax.Array:
+  """Squared error of the predicted change of the face-aligned crop (`[batch, s, s, 3]`); with
+  `pose_sigma` (radians) each pair weighs exp(-d^2 / (2 pose_sigma^2)), d the change of z_pose's
+  rotation (without gradient), so that pairs whose head barely turns, where the crop changes with
+  the face's own motion, count most."""
+  error = jnp.mean(jnp.square(predicted - change), axis=(1, 2, 3))
+  if not pose_sigma:
+    return jnp.mean(error)
+  turn = jnp.sum(jnp.square(jax.lax.stop_gradient(pose_change[:, :3])), axis=-1)
+  weight = jnp.exp(-turn / (2.0 * pose_sigma ** 2))
+  return jnp.sum(weight * error) / jnp.maximum(jnp.sum(weight), 1e-6)
 
 
 def pose_loss(*pairs) -> jax.Array:

@@ -137,6 +137,33 @@ def test_dynamics_reach_the_image_at_initialisation(tiny_model):
   assert dynamics_change > 0.01 * pose_change
 
 
+def test_crop_difference_maps_code_changes_linearly_to_the_crop_change():
+  """The crop-difference map is linear in the changes of z_dyn and z_pose (no change: no change of
+  the crop), at most `crop_difference_size` a side, and the target is the difference of the two
+  frames' face-aligned crops."""
+  config = networks.make_config(TINY, dynamics_crop=0.5, crop_difference=True,
+                                crop_difference_size=16)
+  model = networks.FaceLatentModel(config)
+  dyn, pose = (jax.random.normal(_key(seed), (BATCH, n)) for seed, n in ((3, TINY.dyn_dim), (4, 7)))
+  params = model.init(_key(), dyn, pose, method=model.predict_crop_difference)
+  predict = jax.jit(lambda d, p: model.apply(params, d, p, method=model.predict_crop_difference))
+  assert predict(dyn, pose).shape == (BATCH, 16, 16, 3)
+  np.testing.assert_allclose(predict(0 * dyn, 0 * pose), 0.0, atol=1e-7)
+  np.testing.assert_allclose(predict(2 * dyn, 2 * pose), 2 * predict(dyn, pose), atol=1e-5)
+  landmarks = jnp.full((BATCH, 6, 2), jnp.nan)
+  image = _images(9)
+  assert float(jnp.abs(networks.crop_change(config, image, landmarks, image, landmarks)).max()) \
+      == 0.0
+  assert networks.face_crop(config, image, landmarks).shape[1] == 32
+  colour = jnp.broadcast_to(jnp.array([0.5, -0.2, 0.1]), image.shape)
+  change = networks.crop_change(config, colour, landmarks, colour - 0.25, landmarks)
+  assert change.shape == (BATCH, 16, 16, 3)  # The crop's 32 pixels a side, halved.
+  np.testing.assert_allclose(change, -0.25, atol=1e-5)  # Driving minus source.
+  with pytest.raises(UserError, match="crop_difference.*dynamics_crop"):
+    networks.FaceLatentModel(networks.make_config(TINY, crop_difference=True)).init(
+        _key(), dyn, pose, method="predict_crop_difference")
+
+
 def test_background_path_composites_the_head_over_the_source(tiny_model):
   """decode = alpha * rendering + (1 - alpha) * background, alpha from the renderer."""
   model, params = tiny_model

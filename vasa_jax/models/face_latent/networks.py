@@ -184,6 +184,14 @@ class FaceLatentConfig:
   # identities at r 0.66 after 500 steps of training on the label
   # (`benchmarks/motion_encoder_probe.py --label yaw --dynamics_crop 0`).
   pose_landmarks: bool = False
+  # A linear map from the change of z_dyn (and of z_pose, without gradient) between two frames of
+  # one face to the change of their face-aligned crops, trained by the `crop_difference` loss: what
+  # varies most between a face's frames (the jaw, the lids) becomes z_dyn's, as in a principal
+  # component analysis of the differences. Ours. Needs `dynamics_crop`. The crops are compared at
+  # `crop_difference_size` pixels a side at most (the map has that squared x 3 x (dyn_dim + 7)
+  # weights: 1.6M at the paper's size).
+  crop_difference: bool = False
+  crop_difference_size: int = 32
 
   @property
   def volume_shape(self) -> tuple[int, int, int]:
@@ -229,8 +237,29 @@ def face_crop(cfg: FaceLatentConfig, image: jax.Array, landmarks: jax.Array | No
               ) -> jax.Array:
   """The face-aligned crop of `image` the dynamics trunk reads: `dynamics_crop` of the image's side
   (at least 8 pixels), cut at `landmarks` (`alignment.aligned_crop`)."""
-  size = max(8, int(round(cfg.dynamics_crop * image.shape[1])))
-  return alignment.aligned_crop(image, landmarks, size, cfg.dynamics_crop_extent)
+  return alignment.aligned_crop(image, landmarks, crop_size(cfg, image.shape[1]),
+                                cfg.dynamics_crop_extent)
+
+
+def crop_size(cfg: FaceLatentConfig, image_size: int | None = None) -> int:
+  """The side of `face_crop`'s crop of an image of `image_size` (default: the config's)."""
+  return max(8, int(round(cfg.dynamics_crop * (image_size or cfg.image_size))))
+
+
+def crop_change(cfg: FaceLatentConfig, source: jax.Array, source_landmarks: jax.Array | None,
+                driving: jax.Array, driving_landmarks: jax.Array | None) -> jax.Array:
+  """How the face-aligned crop changes from `source` to `driving` (`[batch, s, s, 3]` float32,
+  s = `crop_difference_size` at most): what `FaceLatentModel.predict_crop_difference` predicts."""
+  change = (face_crop(cfg, driving, driving_landmarks).astype(jnp.float32)
+            - face_crop(cfg, source, source_landmarks).astype(jnp.float32))
+  side = _difference_size(cfg)
+  if change.shape[1] != side:
+    change = jax.image.resize(change, (change.shape[0], side, side, 3), "linear", antialias=True)
+  return change
+
+
+def _difference_size(cfg: FaceLatentConfig) -> int:
+  return min(crop_size(cfg), cfg.crop_difference_size)
 
 
 def _pool_factors(shape: Sequence[int]) -> tuple[int, ...]:
@@ -551,8 +580,10 @@ class FaceLatentModel(nn.Module):
       background_pose=None, return_alpha=False) -> image
       `[batch, H, W, 3]` in [-1, 1] (and the alpha `[batch, H, W, 1]` with `return_alpha`)
     __call__(source, driving, source_landmarks=None, driving_landmarks=None) -> dict(image, v_app,
-      z_id, z_pose, z_dyn, background, z_pose_driving, z_dyn_driving): the source's appearance
-      and identity driven by the driving frame's motion.
+      z_id, z_pose, z_dyn, background, z_pose_driving, z_dyn_driving, and with
+      `config.crop_difference` crop_difference): the source's appearance and identity driven by
+      the driving frame's motion.
+    predict_crop_difference(dyn_change, pose_change) -> `[batch, s, s, 3]`
   Images are `[batch, image_size, image_size, 3]` in [-1, 1]; latents as in the module docstring;
   landmarks `[batch, 6, 2]` ((x, y) / size, `schema.LANDMARK_NAMES`) place the dynamics crop
   (`alignment`; None or NaN rows: the canonical crop's positions).
@@ -587,6 +618,13 @@ class FaceLatentModel(nn.Module):
     self.warp_from_canonical_net = wrap(WarpGenerator)(**kw)
     self.canonical_net = wrap(CanonicalVolumeNet)(**kw)
     self.renderer = wrap(Renderer)(**kw)
+    if self.config.crop_difference:
+      if not self.config.dynamics_crop:
+        raise UserError("crop_difference predicts how the face-aligned crop changes: it needs "
+                        "dynamics_crop > 0; fix: set dynamics_crop=0.5 or crop_difference=False")
+      self.crop_difference_net = nn.Dense(_difference_size(self.config) ** 2 * 3, use_bias=False,
+                                          kernel_init=nn.initializers.normal(1e-2),
+                                          dtype=jnp.float32, param_dtype=self.param_dtype)
 
   def encode_motion(self, image: jax.Array, landmarks: jax.Array | None = None
                     ) -> tuple[jax.Array, jax.Array]:
@@ -646,6 +684,13 @@ class FaceLatentModel(nn.Module):
     rgb, alpha, depth_logits = self.renderer(self.canonical_net(posed), z_dyn)
     return rgb, alpha, flow, depth_logits
 
+  def predict_crop_difference(self, dyn_change: jax.Array, pose_change: jax.Array) -> jax.Array:
+    """`crop_difference`'s prediction of how the face-aligned crop changes (`crop_change`) from
+    the changes of z_dyn and z_pose."""
+    size = _difference_size(self.config)
+    codes = jnp.concatenate([dyn_change, pose_change], axis=-1).astype(jnp.float32)
+    return self.crop_difference_net(codes).reshape(codes.shape[0], size, size, 3)
+
   def __call__(self, source: jax.Array, driving: jax.Array,
                source_landmarks: jax.Array | None = None,
                driving_landmarks: jax.Array | None = None) -> dict[str, jax.Array]:
@@ -654,7 +699,11 @@ class FaceLatentModel(nn.Module):
     image = self.decode(latents["v_app"], latents["z_id"], z_pose_driving, z_dyn_driving,
                         latents.get("background"), latents.get("background_flow"),
                         latents["z_pose"])
-    return dict(image=image, z_pose_driving=z_pose_driving, z_dyn_driving=z_dyn_driving, **latents)
+    out = dict(image=image, z_pose_driving=z_pose_driving, z_dyn_driving=z_dyn_driving, **latents)
+    if self.config.crop_difference:
+      out["crop_difference"] = self.predict_crop_difference(
+          z_dyn_driving - latents["z_dyn"], z_pose_driving - latents["z_pose"])
+    return out
 
 
 def warp_background(background: jax.Array, source_pose: jax.Array, source_flow: jax.Array | None,
