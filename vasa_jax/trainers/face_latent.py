@@ -11,6 +11,10 @@ from one clip or two, and a frame of another identity; `pipelines.FaceFrameTripl
     are known, and perceptual VGG features);
   * pose: z_pose's rotation against the dataset's head-pose labels (MegaPortraits takes the pose
     from a frozen estimator; our datasets carry labels), where labels exist;
+  * crop difference (ours): the change of z_dyn (and of z_pose, without gradient) from the source
+    to the driving frame, through a linear map, must give the change of their face-aligned crops,
+    pairs weighted by how little the head turns: z_dyn learns what moves in the face from the
+    first step, before the renderer draws it;
   * foreground (off in the recipe): with the background path, the renderer's alpha must cover the
     driving frame's face (an ellipse at its landmarks), so the face is drawn from the volume;
   * adversarial hinge loss and feature matching on the reconstruction;
